@@ -1,0 +1,1 @@
+"""Adapters that wrap embedding-based RecBole models with llmaug features and losses."""

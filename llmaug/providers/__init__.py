@@ -1,0 +1,1 @@
+"""LLM providers: the offline baseline and litellm."""

@@ -1,0 +1,1 @@
+"""Jinja prompt templates, one per augmentation task; installed as package data."""
