@@ -1,1 +1,14 @@
-"""Adapters that wrap embedding-based RecBole models with llmaug features and losses."""
+"""Adapters that wrap embedding-based RecBole models with llmaug features and losses.
+
+    from llmaug.adapters import adapt, DEFAULTS_FILE
+    model = adapt(recbole.utils.get_model("LightGCN"))(config, train_data.dataset)
+
+``DEFAULTS_FILE`` (``adapter.yaml``) documents every knob and its default; pass it first in
+RecBole's ``config_file_list``.
+"""
+
+from .families import REGISTRY, family_of
+from .model import AdapterMixin, adapt
+from .settings import DEFAULTS_FILE, AdapterSettings
+
+__all__ = ["adapt", "AdapterMixin", "AdapterSettings", "DEFAULTS_FILE", "REGISTRY", "family_of"]

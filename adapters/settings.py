@@ -1,0 +1,97 @@
+"""The adapter's knobs, read once from a RecBole ``Config`` and checked.
+
+Defaults live in ``adapter.yaml`` next to this module (merged by RecBole's ``Config``); this
+module only validates, so a bad value fails at model construction with a ``ConfigError`` instead
+of deep inside a training epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmaug.errors import ConfigError
+
+DEFAULTS_FILE = Path(__file__).with_name("adapter.yaml")
+
+MASK_TOKENS = ("learnable", "mean")
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    features: tuple[str, ...]
+    feature_fields: dict
+    augmented_features: tuple[str, ...]
+    feature_weight: float  # w1
+    feature_dropout: float
+    propagation_layers: int
+    augedge_file: str | None
+    aug_edge_ratio: float  # w3
+    prune_ratio: float  # w4
+    weight_decay: float  # w2
+    mae_weight: float  # lambda
+    mask_ratio: float
+    mae_gamma: float
+    mask_token: str
+
+    @property
+    def masked_features(self) -> tuple[str, ...]:
+        """Features the MAE masks: augmented ones that are also in use, when MAE is on."""
+        if self.mae_weight <= 0 or self.mask_ratio <= 0:
+            return ()
+        return tuple(f for f in self.features if f in self.augmented_features)
+
+    @classmethod
+    def from_config(cls, config) -> "AdapterSettings":
+        def get(key, default=None):
+            try:
+                value = config[key]
+            except KeyError:
+                value = None
+            return default if value is None else value
+
+        features = tuple(get("llmaug_features", ()))
+        fields = dict(get("llmaug_feature_fields", {}))
+        unknown = [f for f in features if f not in fields]
+        if unknown:
+            raise ConfigError(
+                f"llmaug_features names {unknown} that llmaug_feature_fields does not map to a "
+                f"preloaded-weight field (known: {sorted(fields)})"
+            )
+        settings = cls(
+            features=features,
+            feature_fields=fields,
+            augmented_features=tuple(get("llmaug_augmented_features", ())),
+            feature_weight=float(get("llmaug_feature_weight", 0.0)),
+            feature_dropout=float(get("llmaug_feature_dropout", 0.0)),
+            propagation_layers=int(get("llmaug_propagation_layers", 0)),
+            augedge_file=get("llmaug_augedge_file"),
+            aug_edge_ratio=float(get("llmaug_aug_edge_ratio", 0.0)),
+            prune_ratio=float(get("llmaug_prune_ratio", 0.0)),
+            weight_decay=float(get("llmaug_weight_decay", 0.0)),
+            mae_weight=float(get("llmaug_mae_weight", 0.0)),
+            mask_ratio=float(get("llmaug_mask_ratio", 0.0)),
+            mae_gamma=float(get("llmaug_mae_gamma", 1.0)),
+            mask_token=str(get("llmaug_mask_token", "learnable")),
+        )
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        need(self.feature_weight >= 0, "llmaug_feature_weight (w1) must be >= 0")
+        need(0 <= self.feature_dropout < 1, "llmaug_feature_dropout must be in [0, 1)")
+        need(self.propagation_layers >= 0, "llmaug_propagation_layers must be >= 0")
+        need(self.aug_edge_ratio >= 0, "llmaug_aug_edge_ratio (w3) must be >= 0")
+        need(0 <= self.prune_ratio < 1, "llmaug_prune_ratio (w4) must be in [0, 1)")
+        need(self.weight_decay >= 0, "llmaug_weight_decay (w2) must be >= 0")
+        need(self.mae_weight >= 0, "llmaug_mae_weight (lambda) must be >= 0")
+        need(0 <= self.mask_ratio <= 1, "llmaug_mask_ratio must be in [0, 1]")
+        need(self.mae_gamma > 0, "llmaug_mae_gamma must be > 0")
+        need(
+            self.mask_token in MASK_TOKENS,
+            f"llmaug_mask_token must be one of {MASK_TOKENS}, not {self.mask_token!r}",
+        )

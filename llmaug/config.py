@@ -1,0 +1,105 @@
+"""Run settings: one validated object, merged from built-in defaults < config file < flags.
+
+Mirrors RecBole's layered ``Config`` so a RecBole user knows where a value came from.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+TASK_NAMES = ("edges", "users", "items")
+
+
+class FieldRoles(BaseModel):
+    """Which dataset columns play which role; the defaults fit RecBole's ml-100k."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    year: Optional[str] = None
+    genre: Optional[str] = None
+    item_text: list[str] = Field(default_factory=list)
+    user_demographics: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseModel):
+    """Everything one ``llmaug augment`` run depends on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str
+    fields: FieldRoles
+    item_attributes: list[str]
+    user_profile: list[str]
+    split: list[float]
+    seed: int
+    train_fraction: float = Field(gt=0, le=1)
+    candidate_model: str
+    candidates: int = Field(ge=2)
+    candidate_epochs: int = Field(ge=1)
+    candidate_config: dict[str, Any]
+    tasks: list[str]
+    model: str
+    embedding_model: str
+    embedding_batch_size: int = Field(ge=1)
+    limit_users: Optional[int] = Field(default=None, ge=1)
+    limit_items: Optional[int] = Field(default=None, ge=1)
+    history_items: int = Field(ge=1)
+
+    @field_validator("split")
+    @classmethod
+    def _three_positive_ratios(cls, value: list[float]) -> list[float]:
+        if len(value) != 3 or any(r <= 0 for r in value):
+            raise ValueError("split needs three positive ratios: train, valid, test")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in TASK_NAMES]
+        if unknown or not value:
+            raise ValueError(f"tasks must be a non-empty subset of {', '.join(TASK_NAMES)}; got {value}")
+        return list(dict.fromkeys(value))
+
+
+def builtin_defaults() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("llmaug").joinpath("defaults.yaml").read_text())
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def load_settings(config_file: Optional[Path] = None, overrides: Optional[dict[str, Any]] = None) -> Settings:
+    """Merge the layers; ``overrides`` (flags) win, ``None`` values in it mean "not given"."""
+    merged = builtin_defaults()
+    layers = [read_config_file(config_file) if config_file else {}, {k: v for k, v in (overrides or {}).items() if v is not None}]
+    for layer in layers:
+        for key, value in layer.items():
+            if key == "fields" and isinstance(value, dict):
+                merged["fields"] = {**merged["fields"], **value}
+            else:
+                merged[key] = value
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        raise ConfigError(f"invalid setting '{where}': {error['msg']}") from None

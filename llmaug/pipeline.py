@@ -1,0 +1,234 @@
+"""``llmaug augment`` as a library call: dataset -> split -> candidates -> jobs -> provider ->
+validated records (journal) -> embeddings -> atomic files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .atomic import write_atomic_file, write_text_atomically
+from .candidates import rank_candidates
+from .config import Settings
+from .dataset import SourceDataset, load_source
+from .embedding import Encoder, get_encoder
+from .journal import Journal, journal_key
+from .progress import Reporter, quiet_reporter
+from .prompt_data import PromptData, build_prompt_data
+from .providers import get_provider
+from .providers.base import Outcome, Provider
+from .run_dir import RunDir
+from .split import Split, split_interactions
+from .tasks import TASKS, Job, Task
+from .writer import AugmentedData, commit, write_dataset
+
+EMBEDDED_TASKS = {"users": "useremb", "items": "itememb"}
+
+
+class Timer(dict):
+    def __call__(self, name: str):
+        timer = self
+
+        class _Span:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer[name] = round(timer.get(name, 0.0) + time.perf_counter() - self.start, 3)
+
+        return _Span()
+
+
+def augment(dataset: str, out: Path, settings: Settings, reporter: Optional[Reporter] = None) -> dict[str, Any]:
+    """Run the whole augmentation; return the manifest. Re-running into the same ``out`` continues."""
+    reporter = reporter or quiet_reporter()
+    timer = Timer()
+    source = load_source(dataset, settings)
+    run = RunDir(out)
+    run.check(source.directory)
+    provider_factory = get_provider(settings.model)  # an unknown model fails here, before any write
+    run.claim(source.directory)
+
+    with reporter.running():
+        with timer("split"):
+            inter, unknown_items = _interactions_with_known_items(source)
+            split = split_interactions(inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
+            data = build_prompt_data(source, split.train, settings)
+        encoder = _load_encoder(settings, reporter, timer)
+        with timer("item_text_embedding"):
+            item_ids = list(data.item_text)
+            item_vectors = _encode(encoder, [_item_description(data, i) for i in item_ids], reporter, "Embedding item text")
+        if "edges" in settings.tasks:
+            with timer("candidates"):
+                data.candidates.update(_candidates(run, source, split, settings, reporter))
+        provider = provider_factory(settings, data, {i: k for k, i in enumerate(item_ids)}, item_vectors)
+        augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
+        counts: dict[str, dict[str, Any]] = {}
+        with Journal(run.journal) as journal:
+            finished = journal.entries()
+            for name in settings.tasks:
+                task = TASKS[name](data)
+                with timer(f"task_{name}"):
+                    entries, counts[name] = _run_task(task, provider, journal, finished, reporter)
+                _collect(task, entries, augmented)
+                if name in EMBEDDED_TASKS:
+                    with timer(f"{name}_embedding"):
+                        ids, texts = _embed_inputs(task, entries)
+                        augmented.vectors[EMBEDDED_TASKS[name]] = (ids, _encode(encoder, texts, reporter, f"Embedding {name}"))
+            skipped_lines = journal.skipped_lines
+        with timer("write"):
+            files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
+        manifest = _manifest(source, settings, provider, encoder, split, unknown_items, counts, timer, files, skipped_lines)
+        commit(run.staging, run.out, files, manifest)
+    return manifest
+
+
+def _interactions_with_known_items(source: SourceDataset) -> tuple[pd.DataFrame, int]:
+    """Interactions whose item has no row in ``.item`` cannot be shown to an LLM: drop and count them."""
+    inter = source.inter.frame
+    known = inter[source.iid_field].isin(source.items[source.iid_field])
+    return inter[known].reset_index(drop=True), int((~known).sum())
+
+
+def _item_description(data: PromptData, item: str) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in data.item_text[item].items())
+
+
+def _load_encoder(settings: Settings, reporter: Reporter, timer: Timer) -> Encoder:
+    stage = reporter.stage("Loading encoder", total=1)
+    with timer("encoder_load"):
+        encoder = get_encoder(settings.embedding_model, settings.embedding_batch_size)
+    stage.advance()
+    return encoder
+
+
+def _encode(encoder: Encoder, texts: list[str], reporter: Reporter, description: str) -> np.ndarray:
+    stage = reporter.stage(description, total=len(texts))
+    return encoder.encode(texts, on_batch=stage.advance)
+
+
+def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> dict[str, list[str]]:
+    """Rank once per (split, base model settings): a re-run reuses the pools its answers were built on."""
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [settings.candidate_model, settings.candidates, settings.candidate_epochs, settings.candidate_config, settings.seed],
+            sort_keys=True,
+        ).encode()
+        + pd.util.hash_pandas_object(split.train, index=False).values.tobytes()
+    ).hexdigest()[:16]
+    cache = run.state / f"candidates-{fingerprint}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    for part, frame in split.parts().items():
+        write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", frame, source.inter.types)
+    stage = reporter.stage(f"Training {settings.candidate_model}", total=settings.candidate_epochs)
+    ranked = rank_candidates(
+        run.workspace,
+        source.uid_field,
+        source.iid_field,
+        settings.candidate_model,
+        settings.candidates,
+        settings.candidate_epochs,
+        settings.seed,
+        settings.candidate_config,
+        on_epoch=lambda *_: stage.advance(),
+    )
+    write_text_atomically(cache, json.dumps(ranked, ensure_ascii=False))
+    return ranked
+
+
+def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[str, dict], reporter: Reporter) -> tuple[list[tuple[Job, dict]], dict[str, Any]]:
+    jobs = task.jobs()
+    keys = {job.entity: journal_key(task.name, job.entity, provider.model, provider.request_hash(task, job)) for job in jobs}
+    pending = [job for job in jobs if keys[job.entity] not in finished]
+    stage = reporter.stage(f"Augmenting {task.name}", total=len(jobs))
+    stage.advance(len(jobs) - len(pending), resumed=len(jobs) - len(pending))
+
+    def emit(outcome: Outcome) -> None:
+        job = outcome.job
+        entry = {
+            "key": keys[job.entity],
+            "task": task.name,
+            "entity": job.entity,
+            "model": provider.model,
+            "request_hash": outcome.request_hash,
+            "status": "accepted" if outcome.accepted else "failed",
+            "record": outcome.record,
+            "error": outcome.error,
+            "raw": outcome.raw,
+            "reasks": outcome.reasks,
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+            "cost": outcome.cost,
+        }
+        journal.append(entry)
+        finished[entry["key"]] = entry
+        stage.advance(
+            accepted=int(outcome.accepted),
+            failed=int(not outcome.accepted),
+            reasked=outcome.reasks,
+            tokens=outcome.input_tokens + outcome.output_tokens,
+            cost=outcome.cost,
+        )
+
+    asyncio.run(provider.run(task, pending, emit))
+    journal.flush()
+    entries = [(job, finished[keys[job.entity]]) for job in jobs if keys[job.entity] in finished]
+    accepted = [e for _, e in entries if e["status"] == "accepted"]
+    counts = {
+        "requested": len(jobs),
+        "accepted": len(accepted),
+        "failed": sum(e["status"] == "failed" for _, e in entries),
+        "missing": len(jobs) - len(entries),
+        "reasked": sum(e["reasks"] for _, e in entries),
+        "from_earlier_run": len(jobs) - len(pending),
+        "input_tokens": sum(e["input_tokens"] for _, e in entries),
+        "output_tokens": sum(e["output_tokens"] for _, e in entries),
+        "cost_usd": round(sum(e["cost"] for _, e in entries), 6),
+    }
+    if accepted and task.name != "edges":
+        counts["empty_fields"] = {f: sum(not e["record"].get(f) for e in accepted) for f in accepted[0]["record"]}
+    return entries, counts
+
+
+def _collect(task: Task, entries: list[tuple[Job, dict]], augmented: AugmentedData) -> None:
+    records = {job.entity: entry["record"] for job, entry in entries if entry["status"] == "accepted"}
+    target = {"edges": augmented.edges, "users": augmented.profiles, "items": augmented.attributes}[task.name]
+    target.update(records)
+
+
+def _embed_inputs(task: Task, entries: list[tuple[Job, dict]]) -> tuple[list[str], list[str]]:
+    pairs = [(job.entity, task.embed_text(job, e["record"])) for job, e in entries if e["status"] == "accepted"]
+    pairs = [(entity, text) for entity, text in pairs if text]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _manifest(source, settings, provider, encoder, split, unknown_items, counts, timer, files, skipped_lines) -> dict[str, Any]:
+    return {
+        "llmaug_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": {"name": source.name, "directory": str(source.directory)},
+        "provider": "offline" if provider.model == "offline" else "litellm",
+        "model": provider.model,
+        "embedding_model": encoder.name,
+        "template_hashes": getattr(provider, "template_hashes", {}),
+        "split": {
+            "train": len(split.train),
+            "valid": len(split.valid),
+            "test": len(split.test),
+            "dropped_interactions_without_item": unknown_items,
+        },
+        "tasks": counts,
+        "cost_usd": round(sum(c["cost_usd"] for c in counts.values()), 6),
+        "journal_unreadable_lines": skipped_lines,
+        "timings_s": dict(timer),
+        "files": files,
+        "settings": settings.model_dump(),
+    }

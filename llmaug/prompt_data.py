@@ -1,0 +1,74 @@
+"""What prompts are allowed to see: item text and users' *training* histories, nothing else.
+
+Built from the training split alone, so no validation or test interaction can reach a prompt,
+a candidate list or an offline answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pandas as pd
+
+from .config import Settings
+from .dataset import SourceDataset
+
+
+@dataclass(frozen=True)
+class PromptData:
+    settings: Settings
+    source: SourceDataset
+    item_text: dict[str, dict[str, str]]            # item token -> {"title": ..., "year": ..., ...}
+    histories: dict[str, list[str]]                 # user token -> training items, oldest first
+    demographics: dict[str, dict[str, str]]         # user token -> source user columns used in prompts
+    candidates: dict[str, list[str]] = field(default_factory=dict)  # user token -> C_u, best first
+
+    def users(self) -> list[str]:
+        users = list(self.histories)
+        limit = self.settings.limit_users
+        return users[:limit] if limit else users
+
+    def items(self) -> list[str]:
+        items = list(self.item_text)
+        limit = self.settings.limit_items
+        return items[:limit] if limit else items
+
+
+def _item_text(source: SourceDataset, settings: Settings) -> dict[str, dict[str, str]]:
+    roles = settings.fields
+    columns = {"title": roles.title, "year": roles.year, "genre": roles.genre}
+    columns.update({name: name for name in roles.item_text})
+    columns = {role: col for role, col in columns.items() if col}
+    frame = source.items[[source.iid_field, *dict.fromkeys(columns.values())]]
+    records = frame.rename(columns={col: role for role, col in columns.items()}).to_dict("records")
+    return {r.pop(source.iid_field): {k: v for k, v in r.items() if v} for r in records}
+
+
+def _histories(train: pd.DataFrame, source: SourceDataset) -> dict[str, list[str]]:
+    time_fields = [f for f, kind in source.inter.types.items() if kind == "float" and "time" in f.lower()]
+    ordered = train
+    if time_fields:
+        ordered = train.assign(_t=pd.to_numeric(train[time_fields[0]], errors="coerce")).sort_values("_t", kind="stable")
+    grouped = ordered.groupby(source.uid_field, sort=False)[source.iid_field].agg(list)
+    first_seen = pd.unique(train[source.uid_field])
+    return {user: grouped[user] for user in first_seen}
+
+
+def _demographics(source: SourceDataset, settings: Settings) -> dict[str, dict[str, str]]:
+    users: Optional[pd.DataFrame] = source.users
+    if users is None:
+        return {}
+    columns = [c for c in settings.fields.user_demographics if c in users.columns]
+    records = users[[source.uid_field, *columns]].to_dict("records")
+    return {r.pop(source.uid_field): {k: v for k, v in r.items() if v} for r in records}
+
+
+def build_prompt_data(source: SourceDataset, train: pd.DataFrame, settings: Settings) -> PromptData:
+    return PromptData(
+        settings=settings,
+        source=source,
+        item_text=_item_text(source, settings),
+        histories=_histories(train, source),
+        demographics=_demographics(source, settings),
+    )

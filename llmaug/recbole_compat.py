@@ -1,0 +1,65 @@
+"""Everything llmaug needs to run RecBole 1.2.1 on today's packages, in one place.
+
+RecBole logs through the root logger and triggers pandas FutureWarnings on every load; inside
+llmaug those are noise on the user's terminal, so they are silenced only while llmaug drives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+
+@contextlib.contextmanager
+def quiet_recbole() -> Iterator[None]:
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        root.setLevel(previous)
+
+
+@contextlib.contextmanager
+def trusted_checkpoints() -> Iterator[None]:
+    """torch >= 2.6 loads with ``weights_only=True``; RecBole's checkpoints pickle its Config.
+
+    Only for checkpoints the current run wrote itself, never for files a user hands in.
+    """
+    key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+    previous = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
+
+
+def recbole_config(model: str, dataset_dir: Path, config_dict: Optional[dict[str, Any]] = None, config_files: Optional[list[Path]] = None):
+    """A RecBole ``Config`` for an atomic dataset directory (``data_path`` = its parent)."""
+    from recbole.config import Config
+
+    dataset_dir = Path(dataset_dir).resolve()
+    values = {"data_path": str(dataset_dir.parent), "show_progress": False}
+    values.update(config_dict or {})
+    with quiet_recbole():
+        config = Config(
+            model=model,
+            dataset=dataset_dir.name,
+            config_file_list=[str(p) for p in config_files or []],
+            config_dict=values,
+        )
+    # RecBole 1.2.1 points any dataset named "ml-100k" at its bundled copy, whatever data_path says.
+    config["data_path"] = str(dataset_dir)
+    return config

@@ -1,0 +1,150 @@
+"""The three augmentations (paper §3.1-3.2): what each asks, about whom, and what answer is valid.
+
+A task turns ``PromptData`` into ``Job``s (one request each) and judges answers; providers only
+produce answers, so an offline answer and an LLM answer pass the very same checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+from pydantic import BaseModel, ValidationError
+
+from .prompt_data import PromptData
+from .records import EdgeChoice, describe, text_record
+
+
+class AnswerError(ValueError):
+    """An answer that breaks its schema or names something it was not offered."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request: the entity it is about and everything a prompt or provider may use."""
+
+    task: str
+    entity: str
+    context: dict[str, Any]
+    candidates: tuple[str, ...] = ()
+    history: frozenset[str] = field(default_factory=frozenset)
+
+    def fingerprint(self) -> str:
+        """Stable hash of what the job shows; a changed dataset or candidate list changes it."""
+        payload = json.dumps([self.task, self.entity, self.context], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _parse(schema: type[BaseModel], answer: Any) -> BaseModel:
+    try:
+        if isinstance(answer, (str, bytes)):
+            return schema.model_validate_json(answer)
+        return schema.model_validate(answer)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise AnswerError(f"{where + ': ' if where else ''}{problem['msg']}") from None
+
+
+class Task:
+    name: ClassVar[str]
+    entity_kind: ClassVar[str]
+
+    def __init__(self, data: PromptData) -> None:
+        self.data = data
+
+    @property
+    def schema(self) -> type[BaseModel]:
+        raise NotImplementedError
+
+    def jobs(self) -> list[Job]:
+        raise NotImplementedError
+
+    def validate(self, job: Job, answer: Any) -> dict[str, Any]:
+        """Return the record to store, or raise ``AnswerError`` saying what is wrong."""
+        return _parse(self.schema, answer).model_dump()
+
+    def embed_text(self, job: Job, record: dict[str, Any]) -> Optional[str]:
+        """Text to encode as this record's feature vector; ``None`` when the task has no feature."""
+        return None
+
+    def _history_context(self, user: str) -> list[dict[str, str]]:
+        recent = self.data.histories[user][-self.data.settings.history_items :]
+        return [self.data.item_text[i] for i in recent]
+
+
+class EdgeTask(Task):
+    """P_UI: pick a liked and a disliked item among the base recommender's candidates."""
+
+    name = "edges"
+    entity_kind = "user"
+    schema = EdgeChoice
+
+    def jobs(self) -> list[Job]:
+        jobs = []
+        for user in self.data.users():
+            candidates = self.data.candidates.get(user)
+            if not candidates:
+                continue
+            context = {
+                "history": self._history_context(user),
+                "candidates": [self.data.item_text[i] for i in candidates],
+            }
+            jobs.append(Job(self.name, user, context, tuple(candidates), frozenset(self.data.histories[user])))
+        return jobs
+
+    def validate(self, job: Job, answer: Any) -> dict[str, Any]:
+        choice = _parse(EdgeChoice, answer)
+        offered = len(job.candidates)
+        for role, number in (("liked", choice.liked), ("disliked", choice.disliked)):
+            if not 1 <= number <= offered:
+                raise AnswerError(f"{role} = {number} is not a candidate number (1..{offered})")
+        if choice.liked == choice.disliked:
+            raise AnswerError("liked and disliked must be two different candidates")
+        liked, disliked = job.candidates[choice.liked - 1], job.candidates[choice.disliked - 1]
+        if liked in job.history or disliked in job.history:
+            raise AnswerError("the chosen item is already in the user's training history")
+        return {"liked": liked, "disliked": disliked}
+
+
+class UserProfileTask(Task):
+    """P_U: a profile (age, gender, liked genres...) from the user's training history."""
+
+    name = "users"
+    entity_kind = "user"
+
+    @property
+    def schema(self) -> type[BaseModel]:
+        return text_record("UserProfile", tuple(self.data.settings.user_profile))
+
+    def jobs(self) -> list[Job]:
+        return [
+            Job(self.name, user, {"history": self._history_context(user), "demographics": self.data.demographics.get(user, {})})
+            for user in self.data.users()
+        ]
+
+    def embed_text(self, job: Job, record: dict[str, Any]) -> Optional[str]:
+        return describe(record) or None
+
+
+class ItemAttributeTask(Task):
+    """P_I: attributes the dataset lacks (director, country, language...) from the item's text."""
+
+    name = "items"
+    entity_kind = "item"
+
+    @property
+    def schema(self) -> type[BaseModel]:
+        return text_record("ItemAttributes", tuple(self.data.settings.item_attributes))
+
+    def jobs(self) -> list[Job]:
+        return [Job(self.name, item, {"item": self.data.item_text[item]}) for item in self.data.items()]
+
+    def embed_text(self, job: Job, record: dict[str, Any]) -> Optional[str]:
+        # The item's own text anchors the vector; stated attributes add to it, unknown ones don't.
+        return "; ".join(part for part in (describe(job.context["item"]), describe(record)) if part)
+
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (EdgeTask, UserProfileTask, ItemAttributeTask)}

@@ -1,0 +1,145 @@
+"""The augmented dataset as RecBole atomic files (layout in docs/FORMAT.md).
+
+Everything is written into a staging directory first and moved into place only when complete;
+``manifest.json`` goes last, so a directory without it is never mistaken for a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .atomic import float_seq, write_atomic_file, write_text_atomically
+from .dataset import SourceDataset
+from .split import Split
+
+# Embedding files: suffix -> (alias id field, vector field, whose ids)
+EMBEDDING_FILES = {
+    "useremb": ("uid", "user_profile_emb", "user"),
+    "itememb": ("iid", "item_attr_emb", "item"),
+    "itemtextemb": ("tid", "item_text_emb", "item"),
+}
+
+
+@dataclass
+class AugmentedData:
+    """Validated records and vectors, keyed by the source dataset's own tokens."""
+
+    edges: dict[str, dict[str, str]] = field(default_factory=dict)             # user -> {liked, disliked}
+    profiles: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
+    attributes: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
+    candidates: dict[str, list[str]] = field(default_factory=dict)
+    vectors: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)  # suffix -> (ids, matrix)
+
+
+def _with_columns(base: pd.DataFrame, key: str, records: dict[str, dict[str, Optional[str]]], prefix: str, names: list[str]) -> pd.DataFrame:
+    added = pd.DataFrame.from_dict(records, orient="index", columns=names).reindex(base[key])
+    added.columns = [f"{prefix}{n}" for n in names]
+    return pd.concat([base.reset_index(drop=True), added.reset_index(drop=True).fillna("")], axis=1)
+
+
+def write_dataset(
+    staging: Path,
+    final_dir: Path,
+    source: SourceDataset,
+    split: Split,
+    data: AugmentedData,
+    item_attributes: list[str],
+    user_profile: list[str],
+) -> list[str]:
+    """Write the dataset into ``staging`` (named like ``final_dir``); return the file names."""
+    name = staging.name
+    uid, iid = source.uid_field, source.iid_field
+    written: list[str] = []
+
+    def emit(suffix: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
+        write_atomic_file(staging / f"{name}.{suffix}", frame, types)
+        written.append(f"{name}.{suffix}")
+
+    for part, frame in split.parts().items():
+        emit(f"{part}.inter", frame, source.inter.types)
+
+    items = source.items
+    item_types = dict(source.item.types)
+    if data.attributes:
+        items = _with_columns(items, iid, data.attributes, "attr_", item_attributes)
+        item_types.update({f"attr_{a}": "token" for a in item_attributes})
+    emit("item", items, item_types)
+
+    user_ids = pd.DataFrame({uid: pd.unique(pd.concat([f[uid] for f in split.parts().values()]))})
+    users = source.users if source.users is not None else user_ids
+    user_types = dict(source.user.types) if source.user else {uid: "token"}
+    if data.profiles:
+        users = _with_columns(users, uid, data.profiles, "profile_", user_profile)
+        user_types.update({f"profile_{p}": "token" for p in user_profile})
+    emit("user", users, user_types)
+
+    if data.edges:
+        edges = pd.DataFrame(
+            [(u, e["liked"], e["disliked"]) for u, e in data.edges.items()], columns=["user_id", "pos_item_id", "neg_item_id"]
+        )
+        emit("augedge", edges, {"user_id": "token", "pos_item_id": "token", "neg_item_id": "token"})
+    if data.candidates:
+        frame = pd.DataFrame({"user_id": list(data.candidates), "candidates": [" ".join(c) for c in data.candidates.values()]})
+        emit("candidates", frame, {"user_id": "token", "candidates": "token_seq"})
+
+    for suffix, (ids, matrix) in data.vectors.items():
+        id_field, vector_field, _ = EMBEDDING_FILES[suffix]
+        emit(suffix, pd.DataFrame({id_field: ids, vector_field: float_seq(matrix)}), {id_field: "token", vector_field: "float_seq"})
+
+    config = recbole_yaml(final_dir, source, [s for s in EMBEDDING_FILES if s in data.vectors])
+    write_text_atomically(staging / "recbole.yaml", config)
+    written.append("recbole.yaml")
+    return written
+
+
+def recbole_yaml(directory: Path, source: SourceDataset, embedding_suffixes: list[str]) -> str:
+    inter_types = source.inter.types
+    floats = [f for f, kind in inter_types.items() if kind == "float"]
+    config: dict[str, Any] = {
+        "data_path": str(Path(directory).resolve().parent),
+        "USER_ID_FIELD": source.uid_field,
+        "ITEM_ID_FIELD": source.iid_field,
+        "RATING_FIELD": next((f for f in floats if "rating" in f.lower()), None),
+        "TIME_FIELD": next((f for f in floats if "time" in f.lower()), None),
+        "benchmark_filename": ["train", "valid", "test"],
+        "normalize_all": False,
+        # Only ids by default: text columns would ride along in every training batch (as neg_*
+        # copies too). Add the columns a feature-aware model needs to load_col yourself.
+        "load_col": {"inter": [source.uid_field, source.iid_field], "item": [source.iid_field], "user": [source.uid_field]},
+    }
+    if embedding_suffixes:
+        files = {s: EMBEDDING_FILES[s] for s in embedding_suffixes}
+        config["additional_feat_suffix"] = embedding_suffixes
+        config["alias_of_user_id"] = [f[0] for f in files.values() if f[2] == "user"] or None
+        config["alias_of_item_id"] = [f[0] for f in files.values() if f[2] == "item"] or None
+        config["preload_weight"] = {f[0]: f[1] for f in files.values()}
+        config["load_col"].update({s: [f[0], f[1]] for s, f in files.items()})
+    header = (
+        "# Generated by llmaug: load this directory with plain RecBole, e.g.\n"
+        f"#   Config(model='BPR', dataset='{Path(directory).name}', config_file_list=['<this file>'])\n"
+        "# RecBole 1.2.1 redirects a dataset named 'ml-100k' to its bundled copy; for that name set\n"
+        "# config['data_path'] to this directory after building the Config (llmaug's commands do).\n"
+    )
+    return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
+def commit(staging: Path, out: Path, files: list[str], manifest: dict[str, Any]) -> None:
+    """Move a finished staging directory into ``out``: old manifest first, new manifest last."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+    stale = {p.name for p in out.glob(f"{out.name}.*")} - set(files)
+    for name in stale:
+        (out / name).unlink()
+    for name in files:
+        os.replace(staging / name, out / name)
+    write_text_atomically(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    shutil.rmtree(staging.parent, ignore_errors=True)
