@@ -126,8 +126,11 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     cache = run.state / f"candidates-{fingerprint}.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
+    # The base model's workspace holds the training split only (valid/test are header-only files),
+    # so no validation or test interaction can shape a candidate pool.
     for part, frame in split.parts().items():
-        write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", frame, source.inter.types)
+        rows = frame if part == "train" else frame.iloc[:0]
+        write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", rows, source.inter.types)
     stage = reporter.stage(f"Training {settings.candidate_model}", total=settings.candidate_epochs)
     ranked = rank_candidates(
         run.workspace,

@@ -1,0 +1,37 @@
+"""Shared fixtures: real augmented datasets made by the real CLI, once per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LLMAUG = [sys.executable, "-m", "llmaug"]
+
+
+def run_llmaug(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the installed CLI as a user would, capturing its output."""
+    return subprocess.run(
+        [*LLMAUG, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _augment(out: Path, *extra: str) -> Path:
+    result = run_llmaug("augment", "--dataset", "ml-100k", "--out", str(out), "--quiet", *extra)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def augmented_ml100k(tmp_path_factory) -> Path:
+    """ml-100k augmented by the offline provider: all users and items, every task."""
+    return _augment(tmp_path_factory.mktemp("full") / "ml-100k")
+
+
+@pytest.fixture(scope="session")
+def augmented_ml100k_sparse(tmp_path_factory) -> Path:
+    """The sparse regime: each user keeps 20% of their training interactions."""
+    return _augment(tmp_path_factory.mktemp("sparse") / "ml-100k-sparse", "--train-fraction", "0.2")

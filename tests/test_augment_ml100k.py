@@ -1,0 +1,138 @@
+"""`llmaug augment` on RecBole's ml-100k, checked through RecBole itself and the files it reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmaug.config import load_settings
+from llmaug.dataset import load_source
+from llmaug.prompt_data import build_prompt_data
+from llmaug.split import split_interactions
+from llmaug.tasks import TASKS
+
+
+def read(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    frame.columns = [c.split(":")[0] for c in frame.columns]
+    return frame
+
+
+def test_plain_recbole_loads_the_directory_and_trains_bpr(augmented_ml100k, tmp_path, monkeypatch):
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.general_recommender import BPR
+    from recbole.trainer import Trainer
+
+    monkeypatch.chdir(tmp_path)  # RecBole's Trainer writes log_tensorboard/ into the cwd
+    config = Config(model="BPR", dataset="ml-100k", config_file_list=[str(augmented_ml100k / "recbole.yaml")],
+                    config_dict={"epochs": 1, "show_progress": False, "checkpoint_dir": str(tmp_path)})
+    config["data_path"] = str(augmented_ml100k)  # RecBole forces its bundled copy for the name ml-100k
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    train_rows = len(read(augmented_ml100k / "ml-100k.train.inter"))
+    assert len(train.dataset.inter_feat) == train_rows
+    assert len(valid.dataset.inter_feat) + len(test.dataset.inter_feat) + train_rows == 100_000
+
+    manifest = json.loads((augmented_ml100k / "manifest.json").read_text())
+    users = dataset.get_preload_weight("uid")
+    assert users.shape == (dataset.user_num, 384)
+    assert int((np.abs(users).sum(1) > 0).sum()) == manifest["tasks"]["users"]["accepted"]
+    assert dataset.get_preload_weight("iid").shape == dataset.get_preload_weight("tid").shape == (dataset.item_num, 384)
+
+    model = BPR(config, train.dataset)
+    trainer = Trainer(config, model)
+    before = model.user_embedding.weight.detach().clone()
+    loss, _ = trainer.fit(train, valid, saved=False)
+    assert not torch_equal(before, model.user_embedding.weight)
+    result = trainer.evaluate(test, load_best_model=False)
+    assert 0 < result["recall@10"] <= 1
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_manifest_counts_match_the_files(augmented_ml100k):
+    manifest = json.loads((augmented_ml100k / "manifest.json").read_text())
+    tasks = manifest["tasks"]
+    for name in ("edges", "users", "items"):
+        assert tasks[name]["accepted"] + tasks[name]["failed"] + tasks[name]["missing"] == tasks[name]["requested"]
+    assert len(read(augmented_ml100k / "ml-100k.augedge")) == tasks["edges"]["accepted"] == 943
+    assert len(read(augmented_ml100k / "ml-100k.useremb")) == tasks["users"]["accepted"]
+    # The offline provider cannot know directors: every item's director is empty, and counted.
+    items = read(augmented_ml100k / "ml-100k.item")
+    assert (items["attr_director"] == "").all()
+    assert tasks["items"]["empty_fields"]["director"] == len(items) == 1682
+    users = read(augmented_ml100k / "ml-100k.user")
+    assert (users["profile_liked_genre"] != "").all()
+    assert set(manifest["split"]) >= {"train", "valid", "test"}
+    assert manifest["provider"] == "offline"
+
+
+def test_augmented_edges_come_from_each_users_candidates_and_are_unseen(augmented_ml100k):
+    train = read(augmented_ml100k / "ml-100k.train.inter")
+    seen = set(zip(train["user_id"], train["item_id"]))
+    pools = {u: set(c.split()) for u, c in read(augmented_ml100k / "ml-100k.candidates").itertuples(index=False)}
+    assert all(len(p) == 10 for p in pools.values())
+    assert not any((u, i) in seen for u, pool in pools.items() for i in pool)
+    for user, pos, neg in read(augmented_ml100k / "ml-100k.augedge").itertuples(index=False):
+        assert pos != neg and {pos, neg} <= pools[user]
+
+
+def test_base_recommender_sees_the_training_split_only(augmented_ml100k):
+    workspace = augmented_ml100k / ".llmaug" / "base" / "ml-100k"
+    assert read(workspace / "ml-100k.train.inter").equals(read(augmented_ml100k / "ml-100k.train.inter"))
+    assert len(read(workspace / "ml-100k.valid.inter")) == len(read(workspace / "ml-100k.test.inter")) == 0
+
+
+def test_prompts_show_only_training_interactions():
+    settings = load_settings(overrides={"history_items": 10_000})
+    source = load_source("ml-100k", settings)
+    split = split_interactions(source.inter.frame, "user_id", settings.split, settings.seed)
+    data = build_prompt_data(source, split.train, settings)
+    train_items = split.train.groupby("user_id")["item_id"].agg(set)
+    held_out = pd.concat([split.valid, split.test]).groupby("user_id")["item_id"].agg(set)
+    title_of = dict(zip(source.items["item_id"], source.items["movie_title"]))
+    data.candidates.update({u: [] for u in data.histories})
+    for name in ("users", "edges"):
+        for job in TASKS[name](data).jobs():
+            shown = {item["title"] for item in job.context["history"]}
+            assert shown == {title_of[i] for i in train_items[job.entity]}
+            assert job.history <= train_items[job.entity]
+    # The check above can fail: held-out items exist and are not in the training history.
+    assert sum(len(held_out[u] - train_items[u]) for u in held_out.index) > 0
+
+
+def test_split_is_recbole_ratio_split_and_reproducible():
+    from recbole.data.dataset import Dataset
+
+    settings = load_settings()
+    inter = load_source("ml-100k", settings).inter.frame
+    a = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=5)
+    b = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=5)
+    c = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=6)
+    assert all(a.parts()[k].equals(b.parts()[k]) for k in a.parts())
+    assert not a.train.equals(c.train)
+    merged = pd.concat(a.parts().values())
+    assert len(merged) == len(inter) and not merged.duplicated().any()
+    sizes = {part: frame.groupby("user_id").size() for part, frame in a.parts().items()}
+    for user, total in inter.groupby("user_id").size().items():
+        first, second = Dataset._calcu_split_ids(None, total, [0.8, 0.1, 0.1])
+        assert (sizes["train"].get(user, 0), sizes["valid"].get(user, 0)) == (first, second - first)
+
+
+def test_train_fraction_thins_training_only():
+    inter = load_source("ml-100k", load_settings()).inter.frame
+    full = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1)
+    sparse = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2)
+    assert sparse.valid.equals(full.valid) and sparse.test.equals(full.test)
+    assert set(map(tuple, sparse.train.values)) <= set(map(tuple, full.train.values))
+    per_user = sparse.train.groupby("user_id").size() / full.train.groupby("user_id").size()
+    assert per_user.between(0.19, 0.35).all()

@@ -1,0 +1,150 @@
+"""The `llmaug augment` command as a user meets it: other datasets, mistakes, kills and re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import LLMAUG, run_llmaug
+from tiny_dataset import BOOKS_CONFIG, make_books
+
+
+def dataset_files(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
+
+
+@pytest.fixture
+def books(tmp_path) -> tuple[Path, Path]:
+    directory = make_books(tmp_path / "data")
+    config = tmp_path / "books.yaml"
+    config.write_text(BOOKS_CONFIG, encoding="utf-8")
+    return directory, config
+
+
+def test_a_differently_shaped_dataset_works_by_config_alone(books, tmp_path, monkeypatch):
+    directory, config = books
+    out = tmp_path / "runs" / "bücher-aug"
+    result = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    name = "bücher-aug"
+    assert {f"{name}.train.inter", f"{name}.item", f"{name}.user", f"{name}.augedge", f"{name}.useremb",
+            f"{name}.itememb", f"{name}.itemtextemb", "recbole.yaml", "manifest.json"} <= set(dataset_files(out))
+    item = (out / f"{name}.item").read_text(encoding="utf-8")
+    assert "東京物語" in item and "Kaos {{ 7*7 }}" in item
+    assert item.splitlines()[0].split("\t")[-2:] == ["attr_author:token", "attr_original_language:token"]
+    user = (out / f"{name}.user").read_text(encoding="utf-8").splitlines()
+    assert user[0].split("\t")[0] == "reader:token" and len(user) == 41
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tasks"]["users"]["empty_fields"]["favourite_author"] == 40
+
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+
+    monkeypatch.chdir(tmp_path)
+    loaded = Config(model="BPR", dataset=name, config_file_list=[str(out / "recbole.yaml")])
+    dataset = create_dataset(loaded)
+    train, _, _ = data_preparation(loaded, dataset)
+    assert dataset.uid_field == "reader" and dataset.iid_field == "book"
+    assert dataset.get_preload_weight("uid").shape == (41, 384)
+    assert len(train.dataset.inter_feat) == manifest["split"]["train"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "no-such-dataset"], "neither a directory nor a dataset RecBole ships"),
+        (["--dataset", "ml-100k", "--tasks", "edges,poems"], "tasks"),
+        (["--dataset", "ml-100k", "--candidates", "1"], "candidates"),
+        (["--dataset", "ml-100k", "--candidates", "ten"], "'ten' is not a valid integer"),
+        (["--dataset", "ml-100k", "--model", "nobody/knows"], "unknown model"),
+        (["--dataset", "ml-100k", "--train-fraction", "1.5"], "train_fraction"),
+        (["--dataset", "ml-100k", "--no-such-flag"], "No such option"),
+    ],
+)
+def test_user_mistakes_get_one_line_exit_2_and_no_files(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = run_llmaug("augment", "--out", str(out), *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_config_mistakes(tmp_path, books):
+    directory, _ = books
+    bad_field = tmp_path / "bad-field.yaml"
+    bad_field.write_text("fields: {title: name, year: printed}\n")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("fields: [unclosed\n")
+    unknown_key = tmp_path / "unknown.yaml"
+    unknown_key.write_text("fields: {title: name, year: null, genre: null}\ntemprature: 3\n")
+    for config, message in ((bad_field, "fields.year = 'printed' is not a column"), (bad_yaml, "not valid YAML"),
+                            (unknown_key, "temprature"), (tmp_path / "missing.yaml", "cannot read config file")):
+        out = tmp_path / "out"
+        result = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out))
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+def test_refuses_a_foreign_non_empty_out(tmp_path, books):
+    directory, config = books
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("do not touch")
+    result = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out))
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert dataset_files(out) == ["thesis.tex"] and not (out / ".llmaug").exists()
+
+
+def test_killed_run_leaves_no_partial_dataset_and_rerun_finishes(tmp_path):
+    out = tmp_path / "ml-100k"
+    process = subprocess.Popen([*LLMAUG, "augment", "--dataset", "ml-100k", "--out", str(out), "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / ".llmaug" / "base").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (out / ".llmaug").exists() and dataset_files(out) == []
+
+    first = run_llmaug("augment", "--dataset", "ml-100k", "--out", str(out), "--quiet", "--tasks", "edges,users")
+    assert first.returncode == 0, first.stderr
+    files = dataset_files(out)
+    assert "manifest.json" in files and "ml-100k.augedge" in files
+    snapshot = {f: (out / f).read_bytes() for f in files if f != "manifest.json"}
+
+    again = run_llmaug("augment", "--dataset", "ml-100k", "--out", str(out), "--quiet", "--tasks", "edges,users")
+    assert again.returncode == 0, again.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(t["from_earlier_run"] == t["requested"] for t in manifest["tasks"].values())
+    assert {f: (out / f).read_bytes() for f in snapshot} == snapshot
+
+
+def test_help_and_version_are_instant_and_teach():
+    started = time.perf_counter()
+    result = run_llmaug("augment", "--help")
+    assert result.returncode == 0 and "--train-fraction" in result.stdout and "Examples" in result.stdout
+    assert time.perf_counter() - started < 5
+    assert run_llmaug("--version").stdout.startswith("llmaug, version")
+
+
+def test_wheel_carries_templates_adapters_and_defaults(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(root)],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("llmaug-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "llmaug/defaults.yaml" in names and "llmaug/adapters/__init__.py" in names
+    assert "llmaug/prompts/__init__.py" in names
+    assert not any(n.startswith(("adapters/", "prompts/")) for n in names)
