@@ -21,7 +21,8 @@ from .dataset import SourceDataset, load_source
 from .embedding import Encoder, get_encoder
 from .journal import Journal, journal_key
 from .progress import Reporter, quiet_reporter
-from .prompt_data import PromptData, build_prompt_data
+from .prompt_data import build_prompt_data
+from .records import describe
 from .providers import get_provider
 from .providers.base import Outcome, Provider
 from .run_dir import RunDir
@@ -64,7 +65,7 @@ def augment(dataset: str, out: Path, settings: Settings, reporter: Optional[Repo
         encoder = _load_encoder(settings, reporter, timer)
         with timer("item_text_embedding"):
             item_ids = list(data.item_text)
-            item_vectors = _encode(encoder, [_item_description(data, i) for i in item_ids], reporter, "Embedding item text")
+            item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
         if "edges" in settings.tasks:
             with timer("candidates"):
                 data.candidates.update(_candidates(run, source, split, settings, reporter))
@@ -81,7 +82,7 @@ def augment(dataset: str, out: Path, settings: Settings, reporter: Optional[Repo
                 if name in EMBEDDED_TASKS:
                     with timer(f"{name}_embedding"):
                         ids, texts = _embed_inputs(task, entries)
-                        augmented.vectors[EMBEDDED_TASKS[name]] = (ids, _encode(encoder, texts, reporter, f"Embedding {name}"))
+                        augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
             skipped_lines = journal.skipped_lines
         with timer("write"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
@@ -97,21 +98,32 @@ def _interactions_with_known_items(source: SourceDataset) -> tuple[pd.DataFrame,
     return inter[known].reset_index(drop=True), int((~known).sum())
 
 
-def _item_description(data: PromptData, item: str) -> str:
-    return "; ".join(f"{k}: {v}" for k, v in data.item_text[item].items())
-
-
-def _load_encoder(settings: Settings, reporter: Reporter, timer: Timer) -> Encoder:
+def _load_encoder(settings: Settings, reporter: Reporter, timer: Timer) -> CachedEncoder:
     stage = reporter.stage("Loading encoder", total=1)
     with timer("encoder_load"):
         encoder = get_encoder(settings.embedding_model, settings.embedding_batch_size)
     stage.advance()
-    return encoder
+    return CachedEncoder(encoder)
 
 
-def _encode(encoder: Encoder, texts: list[str], reporter: Reporter, description: str) -> np.ndarray:
-    stage = reporter.stage(description, total=len(texts))
-    return encoder.encode(texts, on_batch=stage.advance)
+class CachedEncoder:
+    """Encodes each distinct text once per run: an item whose attributes are all unknown has the
+    same text as its description, and paid embedding APIs bill every call."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.name = encoder.name
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: list[str], reporter: Reporter, description: str) -> np.ndarray:
+        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        stage = reporter.stage(description, total=len(texts))
+        stage.advance(len(texts) - len(new))
+        if new:
+            self._vectors.update(zip(new, self.encoder.encode(new, on_batch=stage.advance)))
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._vectors[t] for t in texts])
 
 
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> dict[str, list[str]]:

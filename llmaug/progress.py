@@ -37,8 +37,8 @@ class Reporter:
     def __init__(self, console: Optional[Console] = None, enabled: bool = True) -> None:
         self.console = console or Console(stderr=True)
         self._progress = Progress(
-            TextColumn("{task.description:<22}"),
-            BarColumn(bar_width=28),
+            TextColumn("{task.description:<20}"),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
