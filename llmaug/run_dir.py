@@ -22,6 +22,10 @@ class RunDir:
         return self.state / "journal.jsonl"
 
     @property
+    def embeddings(self) -> Path:
+        return self.state / "embeddings.jsonl"
+
+    @property
     def staging(self) -> Path:
         return self.state / "staging" / self.out.name
 
@@ -45,6 +49,13 @@ class RunDir:
                 raise OutputError(f"{marker} is unreadable; delete {self.state} to start over") from None
             if earlier != str(source_dir):
                 raise OutputError(f"--out {out} holds a run of {earlier}, not {source_dir}; choose another directory")
+
+    def forget(self) -> None:
+        """``--fresh``: drop the journal, caches and staging of an earlier run; keep its output files
+        until the new run replaces them."""
+        import shutil
+
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def claim(self, source_dir: Path) -> None:
         marker = self.state / "run.json"

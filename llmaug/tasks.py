@@ -37,11 +37,20 @@ class Job:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def json_object(text: str) -> Any:
+    """The first JSON object in an answer: models wrap JSON in prose or code fences."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            return json.JSONDecoder().raw_decode(text, start)[0]
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+    raise AnswerError("the answer holds no JSON object")
+
+
 def _parse(schema: type[BaseModel], answer: Any) -> BaseModel:
     try:
-        if isinstance(answer, (str, bytes)):
-            return schema.model_validate_json(answer)
-        return schema.model_validate(answer)
+        return schema.model_validate(json_object(answer) if isinstance(answer, str) else answer)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(p) for p in problem["loc"])

@@ -63,7 +63,7 @@ def test_manifest_counts_match_the_files(augmented_ml100k):
     manifest = json.loads((augmented_ml100k / "manifest.json").read_text())
     tasks = manifest["tasks"]
     for name in ("edges", "users", "items"):
-        assert tasks[name]["accepted"] + tasks[name]["failed"] + tasks[name]["missing"] == tasks[name]["requested"]
+        assert tasks[name]["accepted"] + tasks[name]["failed"] + tasks[name]["unanswered"] == tasks[name]["requested"]
     assert len(read(augmented_ml100k / "ml-100k.augedge")) == tasks["edges"]["accepted"] == 943
     assert len(read(augmented_ml100k / "ml-100k.useremb")) == tasks["users"]["accepted"]
     # The offline provider cannot know directors: every item's director is empty, and counted.

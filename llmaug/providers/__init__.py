@@ -1,8 +1,8 @@
-"""Providers by name: ``offline`` (no network) or, from the LLM layer, a litellm model string."""
+"""Providers by name: ``offline`` (no network) or any litellm model string."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -11,16 +11,34 @@ from ..errors import ConfigError
 from ..prompt_data import PromptData
 from .base import Provider
 
-ProviderFactory = Callable[[Settings, PromptData, dict[str, int], np.ndarray], Provider]
+ProviderFactory = Callable[[Settings, PromptData, dict[str, int], Optional[np.ndarray]], Provider]
 
 
-def _offline(settings: Settings, data: PromptData, item_index: dict[str, int], item_vectors: np.ndarray) -> Provider:
+def _offline(settings: Settings, data: PromptData, item_index: dict[str, int], item_vectors: Optional[np.ndarray]) -> Provider:
     from .offline import OfflineProvider
 
     return OfflineProvider(data, item_index, item_vectors)
 
 
-def get_provider(model: str) -> ProviderFactory:
-    if model == "offline":
+def _litellm(settings: Settings, data: PromptData, item_index: dict[str, int], item_vectors: Optional[np.ndarray]) -> Provider:
+    from ..rendering import PromptRenderer
+    from .llm import LiteLLMProvider
+
+    return LiteLLMProvider(settings, PromptRenderer(settings.prompts, settings.domain))
+
+
+def get_provider(settings: Settings) -> ProviderFactory:
+    """Check the model name before anything is written; return how to build its provider."""
+    if settings.model == "offline":
         return _offline
-    raise ConfigError(f"unknown model '{model}': use 'offline' (LLM providers come with the litellm layer)")
+    from .llm import import_litellm
+
+    litellm = import_litellm()
+    try:
+        litellm.get_llm_provider(settings.model, api_base=settings.api_base)
+    except Exception:
+        raise ConfigError(
+            f"unknown model '{settings.model}': use 'offline' or a litellm model string such as "
+            "openai/gpt-4o-mini, ollama_chat/llama3.1, hosted_vllm/<name>, openai/<name> with --api-base"
+        ) from None
+    return _litellm

@@ -11,7 +11,8 @@ from ..tasks import Job, Task
 
 @dataclass
 class Outcome:
-    """The final word on one job: an accepted record, or a failure with the raw answer kept."""
+    """The word on one job: an accepted record, an invalid answer (``error`` + ``raw``, final), or a
+    request that never got an answer (``retryable``: a re-run asks again, nothing was paid)."""
 
     job: Job
     request_hash: str
@@ -22,10 +23,13 @@ class Outcome:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    retryable: bool = False
 
     @property
-    def accepted(self) -> bool:
-        return self.record is not None
+    def status(self) -> str:
+        if self.record is not None:
+            return "accepted"
+        return "error" if self.retryable else "failed"
 
 
 Emit = Callable[[Outcome], None]
@@ -39,6 +43,10 @@ class Provider(ABC):
     @abstractmethod
     def request_hash(self, task: Task, job: Job) -> str:
         """Identify what would be asked, so a re-run can tell a finished request from a changed one."""
+
+    def estimate(self, task: Task, jobs: Sequence[Job]) -> tuple[int, int, Optional[float]]:
+        """Input tokens, output tokens and cost (``None`` if unpriced) ``jobs`` would take; sends nothing."""
+        return 0, 0, 0.0
 
     @abstractmethod
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:

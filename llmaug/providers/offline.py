@@ -7,7 +7,7 @@ only restate what the data already says, and leaves empty what it cannot know.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -22,10 +22,10 @@ VERSION = "offline-1"
 class OfflineProvider(Provider):
     model = "offline"
 
-    def __init__(self, data: PromptData, item_index: dict[str, int], item_vectors: np.ndarray) -> None:
+    def __init__(self, data: PromptData, item_index: dict[str, int], item_vectors: Optional[np.ndarray]) -> None:
         self.data = data
         self.item_index = item_index
-        self.item_vectors = torch.as_tensor(item_vectors)
+        self.item_vectors = None if item_vectors is None else torch.as_tensor(item_vectors)
         self._genres = self._genre_table()
 
     def request_hash(self, task: Task, job: Job) -> str:

@@ -1,0 +1,255 @@
+"""`llmaug augment` against a real OpenAI-compatible HTTP server on 127.0.0.1, pointed at exactly as
+a user points it at vLLM: `--model openai/<name> --api-base http://127.0.0.1:<port>/v1`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import LLMAUG, run_llmaug
+from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
+from tiny_dataset import BOOKS_CONFIG, make_books
+
+KEY = "sk-test-9f8e7d6c5b4a39281706"
+
+
+@pytest.fixture
+def books(tmp_path) -> tuple[Path, Path]:
+    config = tmp_path / "books.yaml"
+    config.write_text(BOOKS_CONFIG, encoding="utf-8")
+    return make_books(tmp_path / "data"), config
+
+
+@pytest.fixture
+def server():
+    with LoopbackLLM() as llm:
+        yield llm
+
+
+def augment(server: LoopbackLLM, books, out: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    directory, config = books
+    return run_llmaug(
+        "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+        "--model", "openai/stub-llm", "--api-base", server.base_url, *extra,
+        env={"OPENAI_API_KEY": KEY, **kwargs.pop("env", {})}, **kwargs,
+    )
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def journal(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / ".llmaug" / "journal.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_all_three_tasks_end_to_end_with_the_papers_sampling(server, books, tmp_path):
+    out = tmp_path / "shelf"
+    result = augment(server, books, out)
+    assert result.returncode == 0, result.stderr
+    tasks = manifest(out)["tasks"]
+    assert tasks["edges"]["accepted"] == tasks["users"]["accepted"] == 40
+    assert tasks["items"]["accepted"] == 20
+    assert manifest(out)["provider"] == "litellm" and manifest(out)["model"] == "openai/stub-llm"
+    assert set(manifest(out)["template_hashes"]) == {"edges", "users", "items"}
+    assert len(server.requests) == 100 and max(server.per_prompt.values()) == 1
+    body = server.requests[0]["body"]
+    assert (body["temperature"], body["top_p"]) == (0.6, 0.1)
+    # The server's answers reached the dataset: edges name the first and last offered candidate.
+    edges = (out / "shelf.augedge").read_text(encoding="utf-8").splitlines()[1:]
+    pools = dict(line.split("\t") for line in (out / "shelf.candidates").read_text(encoding="utf-8").splitlines()[1:])
+    for user, pos, neg in (line.split("\t") for line in edges):
+        assert (pos, neg) == (pools[user].split()[0], pools[user].split()[-1])
+    assert "stub author" in (out / "shelf.item").read_text(encoding="utf-8")
+
+
+def test_rate_limits_and_server_errors_are_retried(server, books, tmp_path):
+    def flaky(n, messages):
+        if n == 1:
+            return (429, "slow down", {"Retry-After": "1"})
+        if n == 2:
+            return (500, "upstream exploded")
+        return ("ok", None)
+
+    server.behaviour = Behaviour(decide=flaky)
+    out = tmp_path / "flaky"
+    started = time.monotonic()
+    result = augment(server, books, out, "--tasks", "items", "--num-retries", "3")
+    assert result.returncode == 0, result.stderr
+    assert manifest(out)["tasks"]["items"]["accepted"] == 20
+    assert set(server.per_prompt.values()) == {3}
+    assert time.monotonic() - started > 1.0  # Retry-After was honoured
+
+
+def test_a_hanging_request_times_out_and_is_asked_again(server, books, tmp_path):
+    server.behaviour = Behaviour(decide=lambda n, m: ("hang", 30) if n == 1 else ("ok", None))
+    out = tmp_path / "hang"
+    result = augment(server, books, out, "--tasks", "items", "--timeout", "1", "--num-retries", "2", "--concurrency", "20")
+    assert result.returncode == 0, result.stderr
+    assert manifest(out)["tasks"]["items"]["accepted"] == 20
+    assert set(server.per_prompt.values()) == {2}
+
+
+def test_requests_that_never_succeed_are_counted_and_asked_again_on_rerun(server, books, tmp_path):
+    server.behaviour = Behaviour(decide=lambda n, m: (503, "down for maintenance"))
+    out = tmp_path / "down"
+    result = augment(server, books, out, "--tasks", "items", "--num-retries", "0")
+    assert result.returncode == 0, result.stderr
+    counts = manifest(out)["tasks"]["items"]
+    assert (counts["accepted"], counts["failed"], counts["unanswered"]) == (0, 0, 20)
+    assert "unanswered" in result.stderr
+    server.behaviour = Behaviour()
+    again = augment(server, books, out, "--tasks", "items", "--num-retries", "0")
+    assert again.returncode == 0, again.stderr
+    assert manifest(out)["tasks"]["items"]["accepted"] == 20
+
+
+def test_prose_and_unoffered_items_are_reasked_then_recorded_as_failures(server, books, tmp_path):
+    def misbehave(n, messages):
+        schema = prompt_schema(messages)
+        if schema["title"] == "EdgeChoice":
+            user = messages[1]["content"]
+            if "Kaos" in user:  # some users: always name an item that was not offered
+                return ("ok", json.dumps({"liked": 99, "disliked": 1}))
+            return ("ok", json.dumps({"liked": 42, "disliked": 1})) if n == 1 else ("ok", None)
+        return ("ok", "I think this reader likes poetry!") if n == 1 else ("ok", "Sure: " + json.dumps(good_answer(messages)))
+
+    server.behaviour = Behaviour(decide=misbehave)
+    out = tmp_path / "noisy"
+    result = augment(server, books, out, "--tasks", "edges,users", "--max-reasks", "2")
+    assert result.returncode == 0, result.stderr
+    tasks = manifest(out)["tasks"]
+    assert tasks["users"]["accepted"] == 40 and tasks["users"]["reasked"] == 40
+    failed = tasks["edges"]["failed"]
+    assert failed > 0 and tasks["edges"]["accepted"] == 40 - failed
+    failures = [e for e in journal(out) if e["status"] == "failed"]
+    assert len(failures) == failed
+    assert all("99 is not a candidate number" in e["error"] and '"liked": 99' in e["raw"] for e in failures)
+    reask = next(r for r in server.requests if len(r["body"]["messages"]) > 2)["body"]["messages"]
+    assert reask[-1]["role"] == "user" and "invalid" in reask[-1]["content"]
+    lines = (out / "noisy.augedge").read_text(encoding="utf-8").splitlines()
+    assert len(lines) - 1 == tasks["edges"]["accepted"]
+
+
+def test_kill_9_then_resume_repeats_no_finished_request(server, books, tmp_path):
+    server.behaviour = Behaviour(latency=0.15)
+    directory, config = books
+    out = tmp_path / "killed"
+    command = [*LLMAUG, "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+               "--model", "openai/stub-llm", "--api-base", server.base_url, "--concurrency", "4"]
+    process = subprocess.Popen(command, env={**os.environ, "OPENAI_API_KEY": KEY}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal_file = out / ".llmaug" / "journal.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not journal_file.exists() or journal_file.read_text().count("\n") < 30):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with journal_file.open("a") as fh:  # a torn last line, as a kill in mid-write leaves it
+        fh.write('{"key": "torn')
+    before = [json.loads(line) for line in journal_file.read_text().splitlines()[:-1] if line.strip()]
+    assert 30 <= len(before) < 100 and not (out / "manifest.json").exists()
+    finished_before = dict(server.per_prompt)
+
+    resumed = subprocess.run(command, env={**os.environ, "OPENAI_API_KEY": KEY}, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    counts = manifest(out)["tasks"]
+    assert sum(t["accepted"] for t in counts.values()) == 100
+    assert sum(t["from_earlier_run"] for t in counts.values()) >= len(before)
+    assert manifest(out)["journal_unreadable_lines"] == 1
+    # Every prompt was answered, and at most the few in flight at the kill were sent twice.
+    assert len(server.per_prompt) == 100
+    repeated = [k for k, n in server.per_prompt.items() if n > 1]
+    assert len(repeated) <= 4 and all(k in finished_before for k in repeated)
+
+
+def test_the_api_key_never_reaches_logs_journal_or_files(server, books, tmp_path):
+    server.behaviour = Behaviour(decide=lambda n, m: ("ok", "prose") if n == 1 else ("ok", None))
+    out = tmp_path / "secret"
+    result = augment(server, books, out, "--tasks", "users,items")
+    assert result.returncode == 0, result.stderr
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"  # the key was used...
+    assert KEY not in result.stdout + result.stderr                            # ...and written nowhere
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+    server.behaviour = Behaviour(decide=lambda n, m: (401, f"Incorrect API key provided: {KEY}"))
+    denied = augment(server, books, tmp_path / "denied", "--tasks", "items")
+    assert denied.returncode == 2 and "Traceback" not in denied.stderr
+    assert "AuthenticationError" in denied.stderr and KEY not in denied.stderr
+    assert len(denied.stderr.strip().splitlines()) == 1
+
+
+def test_titles_are_data_not_template_code(server, books, tmp_path):
+    out = tmp_path / "inject"
+    result = augment(server, books, out, "--tasks", "items")
+    assert result.returncode == 0, result.stderr
+    sent = [r["body"]["messages"][1]["content"] for r in server.requests]
+    assert any("Kaos {{ 7*7 }}" in text for text in sent)
+    assert not any("Kaos 49" in text for text in sent)
+
+
+def test_prompt_override_directory_and_render_command(server, books, tmp_path):
+    directory, config = books
+    custom = tmp_path / "my-prompts"
+    custom.mkdir()
+    (custom / "items.jinja").write_text(
+        "{% block user %}Tell me about the {{ domain }} '{{ item.title }}'.\n{{ output_schema }}{% endblock %}", encoding="utf-8"
+    )
+    shown = run_llmaug("prompts", "render", "--dataset", str(directory), "--config", str(config), "--task", "items",
+                       "--id", "b8", "--prompts", str(custom))
+    assert shown.returncode == 0, shown.stderr
+    assert "--- user ---\nTell me about the book 'Kaos {{ 7*7 }}'." in shown.stdout and "--- system ---" not in shown.stdout
+
+    out = tmp_path / "custom"
+    result = augment(server, books, out, "--tasks", "items", "--prompts", str(custom))
+    assert result.returncode == 0, result.stderr
+    assert all(r["body"]["messages"][0]["content"].startswith("Tell me about the book") for r in server.requests)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "items.jinja").write_text("{% block user %}{{ item.title }} {{ no_such_variable }}{% endblock %}")
+    failed = augment(server, books, tmp_path / "broken-out", "--tasks", "items", "--prompts", str(broken))
+    assert failed.returncode == 2 and "no_such_variable" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_dry_run_estimates_without_sending(server, books, tmp_path):
+    out = tmp_path / "dry"
+    result = augment(server, books, out, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert server.requests == []
+    assert "edges" in result.stdout and "unpriced" in result.stdout and not (out / "manifest.json").exists()
+
+    directory, config = books
+    priced = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(tmp_path / "priced"),
+                        "--quiet", "--model", "openai/gpt-4o-mini", "--dry-run")
+    assert priced.returncode == 0, priced.stderr
+    rows = {line.split()[0]: line.split() for line in priced.stdout.splitlines()[2:5]}
+    assert int(rows["edges"][1]) == 40 and int(rows["items"][1]) == 20
+    assert float(priced.stdout.split("total cost: $")[1]) > 0
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server, books, tmp_path):
+    server.behaviour = Behaviour(latency=0.3)
+    directory, config = books
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [*LLMAUG, "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+         "--model", "openai/stub-llm", "--api-base", server.base_url, "--concurrency", "2"],
+        env={**os.environ, "OPENAI_API_KEY": KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    journal_file = out / ".llmaug" / "journal.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not journal_file.exists() or journal_file.read_text().count("\n") < 4):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "run the same command again" in stderr and "Traceback" not in stderr
+    assert len(journal(out)) >= 4
