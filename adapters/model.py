@@ -31,7 +31,7 @@ class Adapter(nn.Module):
         features = load_side_features(config, dataset, s.features) if s.features else []
         self.encoder = None
         if features and (s.feature_weight > 0 or s.masked_features):
-            adjacency = normalized_adjacency(dataset, device) if s.propagation_layers > 0 else None
+            adjacency = normalized_adjacency(dataset) if s.propagation_layers > 0 else None
             self.encoder = FeatureEncoder(
                 features, dataset.user_num, dataset.item_num, dim,
                 s.feature_dropout, s.propagation_layers, adjacency,
@@ -48,19 +48,9 @@ class Adapter(nn.Module):
         self.register_buffer("aug_edges", edges, persistent=False)
 
     def feature_terms(self, training: bool):
-        """(user_term, item_term, reconstruction loss or None); masking happens only in training."""
-        inputs = {name: self.encoder.stored(name) for name in self.encoder.names}
-        masked_rows = {}
-        if training and self.mae is not None:
-            for name in self.mae.names:
-                inputs[name], masked_rows[name] = self.mae.mask(
-                    name, inputs[name], self.encoder.present(name)
-                )
-        user_term, item_term, hidden = self.encoder(inputs)
-        fr_loss = None
-        if masked_rows:
-            targets = {name: self.encoder.stored(name) for name in masked_rows}
-            fr_loss = self.mae.loss(hidden, masked_rows, targets)
+        """(user_term, item_term, reconstruction loss or None); the MAE runs only in training."""
+        user_term, item_term = self.encoder()
+        fr_loss = self.mae.loss(self.encoder) if training and self.mae is not None else None
         return user_term, item_term, fr_loss
 
     def l2(self) -> torch.Tensor:
