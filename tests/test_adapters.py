@@ -1,0 +1,223 @@
+"""The adapter's parts, each checked against what the paper says it must do (LLMRec §3.2-3.3).
+
+Everything runs on a real augmented ml-100k (the session fixture) with real RecBole models;
+only tensors the test itself constructs are synthetic (the pruning batch, cosine targets).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from llmaug.adapters import adapt, family_of
+from llmaug.adapters.augedges import load_augmented_edges
+from llmaug.adapters.losses import pruned_mean, reconstruction_loss
+from llmaug.errors import ConfigError, ModelError
+from llmaug.recbole_compat import quiet_recbole
+from llmaug.training import build_config
+
+MODELS = ["BPR", "LightGCN", "NGCF", "SGL"]
+ALL_OFF = {
+    "llmaug_feature_weight": 0.0, "llmaug_aug_edge_ratio": 0.0, "llmaug_prune_ratio": 0.0,
+    "llmaug_mae_weight": 0.0, "llmaug_weight_decay": 0.0,
+}
+
+
+# -- pure parts ---------------------------------------------------------------------------
+
+
+def test_pruning_drops_exactly_the_largest_losses():
+    losses = torch.tensor([0.1, 5.0, 0.3, 2.0, 0.2, 4.0, 0.4, 0.5, 0.6, 3.0], requires_grad=True)
+    kept = pruned_mean(losses, 0.3)  # 10 triplets, drop floor(0.3 * 10) = 3: the 5.0, 4.0, 3.0
+    small = torch.tensor([0.1, 0.3, 2.0, 0.2, 0.4, 0.5, 0.6])
+    assert torch.isclose(kept, small.mean())
+    kept.backward()
+    dropped = torch.tensor([False, True, False, False, False, True, False, False, False, True])
+    assert torch.all(losses.grad[dropped] == 0)
+    assert torch.allclose(losses.grad[~dropped], torch.full((7,), 1 / 7))
+    # the reference code's inverted pruning keeps the largest; Eq. 7 must not
+    assert not torch.isclose(kept, torch.tensor([5.0, 4.0, 3.0, 2.0, 0.6, 0.5, 0.4]).mean())
+
+
+def test_pruning_off_is_the_plain_mean_and_keeps_at_least_one():
+    losses = torch.tensor([3.0, 1.0, 2.0])
+    assert torch.isclose(pruned_mean(losses, 0.0), losses.mean())
+    assert torch.isclose(pruned_mean(torch.tensor([7.0, 1.0]), 0.99), torch.tensor(1.0))
+
+
+def test_reconstruction_loss_is_one_minus_cosine_to_the_gamma():
+    target = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    same = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+    orthogonal = torch.tensor([[0.0, 1.0], [5.0, 0.0]])
+    opposite = -target
+    assert reconstruction_loss(same, target, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert reconstruction_loss(orthogonal, target, 2.0).item() == pytest.approx(1.0)
+    assert reconstruction_loss(opposite, target, 2.0).item() == pytest.approx(4.0)
+    assert reconstruction_loss(opposite, target, 1.0).item() == pytest.approx(2.0)
+
+
+# -- on a real augmented ml-100k -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data(augmented_ml100k):
+    """(directory, train, valid, test) dataloaders, built once; models share them."""
+    with quiet_recbole():
+        from recbole.data import create_dataset, data_preparation
+
+        config = build_config(augmented_ml100k, "LightGCN")
+        dataset = create_dataset(config)
+        train, valid, test = data_preparation(config, dataset)
+    return augmented_ml100k, train, valid, test
+
+
+def make(data, model, adapted=True, seed=7, **overrides):
+    directory, train, _, _ = data
+    with quiet_recbole():
+        from recbole.utils import get_model, init_seed
+
+        config = build_config(directory, model, seed=seed, config_dict=overrides)
+        init_seed(seed, True)
+        cls = get_model(model)
+        return (adapt(cls) if adapted else cls)(config, train._dataset), config
+
+
+def a_batch(data, model):
+    """One real training batch (with RecBole's sampled negatives)."""
+    _, train, _, _ = data
+    train.shuffle = False
+    return next(iter(train))
+
+
+def scores(model, data, users=None):
+    if model.training:
+        model.eval()
+    from recbole.data.interaction import Interaction
+
+    users = torch.arange(1, 60) if users is None else users
+    with torch.no_grad():
+        return model.full_sort_predict(Interaction({model.USER_ID: users})).view(len(users), -1)
+
+
+def test_unwrappable_models_get_a_reason():
+    from recbole.utils import get_model
+
+    for name, why in [("Pop", "popularity"), ("ItemKNN", "neighbourhood"), ("EASE", "closed-form")]:
+        with pytest.raises(ModelError, match=why):
+            adapt(get_model(name))
+    with pytest.raises(ModelError, match="pairwise"):
+        adapt(get_model("DMF"))  # pointwise
+    with pytest.raises(ModelError, match="general"):
+        adapt(get_model("SASRec"))
+
+
+def test_a_subclass_of_a_registered_model_is_adapted_by_the_same_mechanism():
+    from recbole.utils import get_model
+
+    class MyLightGCN(get_model("LightGCN")):
+        pass
+
+    assert family_of(MyLightGCN).name == family_of(get_model("LightGCN")).name
+
+
+def test_bad_knobs_are_config_errors(data):
+    with pytest.raises(ConfigError, match="llmaug_prune_ratio"):
+        make(data, "BPR", llmaug_prune_ratio=1.0)
+    with pytest.raises(ConfigError, match="llmaug_mask_token"):
+        make(data, "BPR", llmaug_mask_token="zeros")
+    with pytest.raises(ConfigError, match="nonsense"):
+        make(data, "BPR", llmaug_features=["nonsense"])
+
+
+def test_augmented_edges_are_read_with_internal_ids(data):
+    directory, train, _, _ = data
+    model, config = make(data, "BPR")
+    edges = model.llmaug.aug_edges
+    dataset = train._dataset
+    rows = [line.split("\t") for line in (directory / "ml-100k.augedge").read_text().splitlines()[1:]]
+    assert len(edges) == len(rows) > 0
+    first = [dataset.id2token(dataset.uid_field, edges[0, 0].item()),
+             dataset.id2token(dataset.iid_field, edges[0, 1].item()),
+             dataset.id2token(dataset.iid_field, edges[0, 2].item())]
+    assert first == [r.strip() for r in rows[0]]
+    assert torch.equal(edges, load_augmented_edges(config, dataset))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_zero_feature_weight_reproduces_the_base_models_scores(data, name):
+    base, _ = make(data, name, adapted=False)
+    adapted, _ = make(data, name, seed=99, llmaug_feature_weight=0.0)  # MAE and edges still on
+    missing, unexpected = adapted.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("llmaug.") for k in missing)
+    assert torch.allclose(scores(adapted, data), scores(base, data), atol=1e-6)
+
+    incorporated, _ = make(data, name, seed=99)  # default w1 > 0 must change the scores
+    incorporated.load_state_dict(base.state_dict(), strict=False)
+    assert not torch.allclose(scores(incorporated, data), scores(base, data), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_with_every_part_off_the_loss_is_the_base_models_loss(data, name):
+    base, _ = make(data, name, adapted=False)
+    adapted, _ = make(data, name, seed=99, **ALL_OFF)
+    adapted.load_state_dict(base.state_dict(), strict=False)
+    batch = a_batch(data, name)
+    losses = []
+    for model in (base, adapted):
+        np.random.seed(5)  # SGL draws its perturbed graphs in train()
+        model.train()
+        torch.manual_seed(5)  # NGCF's message dropout
+        losses.append(model.calculate_loss(batch))
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5), losses
+
+
+def test_mae_decoder_learns_and_stored_features_do_not_change(data):
+    directory, train, _, _ = data
+    model, _ = make(data, "LightGCN", llmaug_mask_ratio=0.5, llmaug_mae_weight=1.0)
+    dataset = train._dataset
+    preload = {f: dataset.get_preload_weight(f).copy() for f in ("uid", "iid", "tid")}
+    buffers = {k: v.clone() for k, v in model.llmaug.named_buffers()}
+    decoder = {k: v.detach().clone() for k, v in model.llmaug.mae.named_parameters()}
+    in_optimizer = {id(p) for p in model.parameters()}
+    assert all(id(p) in in_optimizer for p in model.llmaug.mae.parameters())
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # what RecBole's Trainer builds
+    model.train()
+    for _ in range(2):
+        optimizer.zero_grad()
+        model.calculate_loss(a_batch(data, "LightGCN")).backward()
+        optimizer.step()
+
+    for key, before in decoder.items():
+        assert not torch.equal(before, dict(model.llmaug.mae.named_parameters())[key]), key
+    for key, before in buffers.items():
+        assert torch.equal(before, dict(model.llmaug.named_buffers())[key]), key
+    for field, before in preload.items():
+        assert np.array_equal(before, dataset.get_preload_weight(field)), field
+
+
+def test_mae_runs_in_training_and_never_in_eval(data):
+    model, _ = make(data, "LightGCN", llmaug_mask_ratio=1.0, llmaug_feature_dropout=0.0)
+    model.train()
+    *_, fr_loss = model.llmaug_representations()
+    assert fr_loss is not None and fr_loss.item() > 0
+    model.eval()
+    *_, fr_loss = model.llmaug_representations()
+    assert fr_loss is None
+    masked_everything = scores(model, data)
+    unmasked = copy.deepcopy(model)
+    unmasked.llmaug.mae = None
+    unmasked._llmaug_cache = None
+    assert torch.equal(scores(unmasked, data), masked_everything)
+
+
+def test_loading_a_state_dict_refreshes_the_cached_evaluation_representations(data):
+    first, _ = make(data, "LightGCN", seed=1)
+    second, _ = make(data, "LightGCN", seed=2)
+    before = scores(first, data)  # fills first's evaluation cache
+    first.load_state_dict(second.state_dict())
+    assert torch.allclose(scores(first, data), scores(second, data))
+    assert not torch.allclose(scores(first, data), before)
