@@ -1,7 +1,8 @@
-"""The run's memory: every final outcome, appended as a JSON line and fsync'd in small batches.
+"""The run's memory: every outcome, appended as a JSON line.
 
-A crash or kill loses at most the unflushed tail; a torn last line is skipped on reading, so a
-re-run repeats no request whose answer reached the disk.
+Each line is handed to the OS as soon as it is written, so killing the process loses nothing
+that was answered; lines are fsync'd in small batches against a machine crash. A torn last line
+is skipped on reading, so a re-run repeats no request whose answer was recorded.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ def journal_key(task: str, entity: str, model: str, request_hash: str) -> str:
 
 
 class Journal:
-    def __init__(self, path: Path, flush_every: int = 32, flush_seconds: float = 1.0) -> None:
+    def __init__(self, path: Path, sync_every: int = 32, sync_seconds: float = 1.0) -> None:
         self.path = Path(path)
-        self.flush_every = flush_every
-        self.flush_seconds = flush_seconds
+        self.sync_every = sync_every
+        self.sync_seconds = sync_seconds
         self.skipped_lines = 0
         self._pending = 0
-        self._last_flush = time.monotonic()
+        self._last_sync = time.monotonic()
         self._fh = None
 
     def entries(self) -> dict[str, dict[str, Any]]:
@@ -55,27 +56,31 @@ class Journal:
         if self._fh is None:
             self._open()
         self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._fh.flush()
         self._pending += 1
-        if self._pending >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
+        if self._pending >= self.sync_every or time.monotonic() - self._last_sync >= self.sync_seconds:
+            self.sync()
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
+        torn = False
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open("rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                torn = fh.read(1) != b"\n"
         self._fh = self.path.open("a", encoding="utf-8")
         if torn:  # start on a fresh line so the torn one stays the only casualty
             self._fh.write("\n")
 
-    def flush(self) -> None:
+    def sync(self) -> None:
         if self._fh is not None and self._pending:
-            self._fh.flush()
             os.fsync(self._fh.fileno())
         self._pending = 0
-        self._last_flush = time.monotonic()
+        self._last_sync = time.monotonic()
 
     def close(self) -> None:
         if self._fh is not None:
-            self.flush()
+            self.sync()
             self._fh.close()
             self._fh = None
 

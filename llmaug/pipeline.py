@@ -4,11 +4,12 @@ validated records (journal) -> embeddings -> atomic files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -33,18 +34,21 @@ from .writer import AugmentedData, commit, write_dataset
 EMBEDDED_TASKS = {"users": "useremb", "items": "itememb"}
 
 
-class Timer(dict):
-    def __call__(self, name: str):
-        timer = self
+class Timer:
+    """Wall and CPU seconds per stage, for the manifest (CPU shows what llmaug itself costs)."""
 
-        class _Span:
-            def __enter__(self):
-                self.start = time.perf_counter()
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
-            def __exit__(self, *exc):
-                timer[name] = round(timer.get(name, 0.0) + time.perf_counter() - self.start, 3)
-
-        return _Span()
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = round(self.wall.get(name, 0.0) + time.perf_counter() - wall, 3)
+            self.cpu[name] = round(self.cpu.get(name, 0.0) + time.process_time() - cpu, 3)
 
 
 def augment(
@@ -155,7 +159,7 @@ class CachedEncoder:
             if self.store is not None:
                 for text, vector in zip(batch, vectors):
                     self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
-                self.store.flush()
+                self.store.sync()
         if not texts:
             return np.zeros((0, 0), np.float32)
         return np.stack([self._vectors[t] for t in texts])
@@ -245,7 +249,7 @@ def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[s
         )
 
     asyncio.run(provider.run(task, pending, emit))
-    journal.flush()
+    journal.sync()
     entries = [(job, finished[keys[job.entity]]) for job in jobs if done(job)]
     accepted = [e for _, e in entries if e["status"] == "accepted"]
     spent = [finished[keys[job.entity]] for job in jobs if keys[job.entity] in finished]
@@ -298,7 +302,8 @@ def _manifest(source, settings, provider, encoder, split, unknown_items, counts,
         "tasks": counts,
         "cost_usd": round(sum(c["cost_usd"] for c in counts.values()) + encoder.cost, 6),
         "journal_unreadable_lines": skipped_lines,
-        "timings_s": dict(timer),
+        "timings_s": timer.wall,
+        "cpu_s": timer.cpu,
         "files": files,
         "settings": settings.model_dump(mode="json"),
     }

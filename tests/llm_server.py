@@ -53,6 +53,7 @@ class Behaviour:
     """What the server does with a request; a test swaps in its own ``decide``."""
 
     latency: float = 0.0
+    failing_models: frozenset = frozenset()  # requests for these models always get HTTP 500
     # decide(request_number_for_this_prompt, messages) -> ("ok", answer_text) | (status, body) | ("hang", seconds)
     decide: Optional[Callable[[int, list[dict]], tuple]] = None
 
@@ -77,7 +78,12 @@ class LoopbackLLM:
         self.requests.append({"headers": dict(request.headers), "body": body, "key": key})
         if self.behaviour.latency:
             await asyncio.sleep(self.behaviour.latency)
-        verdict = self.behaviour.decide(self.per_prompt[key], messages) if self.behaviour.decide else ("ok", None)
+        if body.get("model") in self.behaviour.failing_models:
+            verdict = (500, f"model {body['model']} is broken")
+        elif self.behaviour.decide:
+            verdict = self.behaviour.decide(self.per_prompt[key], messages)
+        else:
+            verdict = ("ok", None)
         if verdict[0] == "hang":
             await asyncio.sleep(verdict[1])
             verdict = ("ok", None)

@@ -253,3 +253,66 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server, books, tmp_path):
     assert process.returncode == 130
     assert "run the same command again" in stderr and "Traceback" not in stderr
     assert len(journal(out)) >= 4
+
+
+def test_a_priced_model_gets_response_format_and_its_cost_is_counted(server, books, tmp_path):
+    out = tmp_path / "priced"
+    result = augment(server, books, out, "--tasks", "items", "--model", "openai/gpt-4o-mini")
+    assert result.returncode == 0, result.stderr
+    body = server.requests[0]["body"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["title"] == "ItemAttributes"
+    counts = manifest(out)["tasks"]["items"]
+    assert counts["accepted"] == 20 and counts["input_tokens"] > 0 and counts["cost_usd"] > 0
+    assert manifest(out)["cost_usd"] == pytest.approx(counts["cost_usd"])
+
+
+def test_fallback_model_answers_when_the_primary_keeps_failing(server, books, tmp_path):
+    server.behaviour = Behaviour(failing_models=frozenset({"broken-llm"}))
+    out = tmp_path / "fallback"
+    config = tmp_path / "fallback.yaml"
+    config.write_text(BOOKS_CONFIG + "fallbacks: [openai/stub-llm]\nnum_retries: 1\n")
+    result = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(out), "--quiet",
+                        "--tasks", "items", "--model", "openai/broken-llm", "--api-base", server.base_url, env={"OPENAI_API_KEY": KEY})
+    assert result.returncode == 0, result.stderr
+    assert manifest(out)["tasks"]["items"]["accepted"] == 20
+    models = {r["body"]["model"] for r in server.requests}
+    assert models == {"broken-llm", "stub-llm"}
+
+
+def test_embeddings_through_litellm_are_journaled_and_not_bought_twice(server, books, tmp_path):
+    out = tmp_path / "embedded"
+    args = ("--tasks", "users", "--embedding-model", "openai/stub-embedding")
+    result = augment(server, books, out, *args)
+    assert result.returncode == 0, result.stderr
+    vectors = (out / "embedded.useremb").read_text().splitlines()[1:]
+    assert len(vectors) == 40 and all(len(v.split("\t")[1].split()) == 16 for v in vectors)
+    embedded = [r for r in server.requests if r["key"] == "embeddings"]
+    # 20 item texts + the stub's single profile text (identical for every user, so bought once)
+    assert sum(len(r["body"]["input"]) for r in embedded) == 20 + 1
+    assert manifest(out)["embedding_model"] == "openai/stub-embedding"
+
+    server.requests.clear()
+    again = augment(server, books, out, *args)
+    assert again.returncode == 0, again.stderr
+    assert server.requests == []
+    assert (out / "embedded.useremb").read_text().splitlines()[1:] == vectors
+
+
+def test_a_changed_prompt_reasks_only_what_changed_and_fresh_reasks_all(server, books, tmp_path):
+    out = tmp_path / "changed"
+    assert augment(server, books, out, "--tasks", "users,items").returncode == 0
+    assert len(server.requests) == 60
+    custom = tmp_path / "items-only"
+    custom.mkdir()
+    (custom / "items.jinja").write_text("{% block user %}About '{{ item.title }}':\n{{ output_schema }}{% endblock %}")
+    server.requests.clear()
+    changed = augment(server, books, out, "--tasks", "users,items", "--prompts", str(custom))
+    assert changed.returncode == 0, changed.stderr
+    assert len(server.requests) == 20 and all("About '" in r["body"]["messages"][0]["content"] for r in server.requests)
+    assert manifest(out)["tasks"]["users"]["from_earlier_run"] == 40
+
+    server.requests.clear()
+    fresh = augment(server, books, out, "--tasks", "users,items", "--prompts", str(custom), "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert len(server.requests) == 60
