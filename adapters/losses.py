@@ -31,6 +31,20 @@ def pruned_mean(losses: torch.Tensor, prune_ratio: float) -> torch.Tensor:
     return kept.mean()
 
 
+def pruned_mean_of_part(losses: torch.Tensor, start: int, prune_ratio: float) -> torch.Tensor:
+    """Mean over ``losses[:start]`` (all kept) and the smallest (1 - w4) share of ``losses[start:]``.
+
+    Eq. 7 restricted to the augmented triplets: only the LLM's pseudo-labels are candidates for
+    noise; the dataset's own interactions are always kept.
+    """
+    head, tail = losses[:start], losses[start:]
+    if tail.numel() == 0:
+        return head.mean()
+    keep = kept_count(tail.numel(), prune_ratio)
+    kept = torch.topk(tail, keep, largest=False, sorted=False).values if keep < tail.numel() else tail
+    return (head.sum() + kept.sum()) / (head.numel() + kept.numel())
+
+
 def reconstruction_loss(decoded: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
     """L_FR = mean over masked nodes of (1 - cos(decoded, target))^gamma (Eq. 9)."""
     if decoded.shape[0] == 0:

@@ -17,7 +17,7 @@ from llmaug.errors import ModelError
 from .augedges import load_augmented_edges, sample_edges
 from .families import Family, family_of
 from .features import FeatureEncoder, load_side_features, normalized_adjacency
-from .losses import bpr_per_triplet, pruned_mean
+from .losses import bpr_per_triplet, pruned_mean, pruned_mean_of_part
 from .mae import MaskedFeatureAutoencoder
 from .settings import AdapterSettings
 
@@ -125,7 +125,11 @@ class AdapterMixin:
         losses = bpr_per_triplet(
             (user_e * items[all_pos]).sum(dim=1), (user_e * items[all_neg]).sum(dim=1)
         )
-        loss = pruned_mean(losses, settings.prune_ratio)
+        if settings.prune_scope == "augmented":
+            n = user.shape[0]
+            loss = pruned_mean_of_part(losses, n, settings.prune_ratio)
+        else:
+            loss = pruned_mean(losses, settings.prune_ratio)
         if self.llmaug_family.bpr_reduction == "sum":
             loss = loss * user.shape[0]
 

@@ -15,6 +15,7 @@ from llmaug.errors import ConfigError
 DEFAULTS_FILE = Path(__file__).with_name("adapter.yaml")
 
 MASK_TOKENS = ("learnable", "mean")
+PRUNE_SCOPES = ("batch", "augmented")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class AdapterSettings:
     augedge_file: str | None
     aug_edge_ratio: float  # w3
     prune_ratio: float  # w4
+    prune_scope: str  # "batch" (Eq. 7 as written) or "augmented"
     weight_decay: float  # w2
     mae_weight: float  # lambda
     mask_ratio: float
@@ -68,6 +70,7 @@ class AdapterSettings:
             augedge_file=get("llmaug_augedge_file"),
             aug_edge_ratio=float(get("llmaug_aug_edge_ratio", 0.0)),
             prune_ratio=float(get("llmaug_prune_ratio", 0.0)),
+            prune_scope=str(get("llmaug_prune_scope", "batch")),
             weight_decay=float(get("llmaug_weight_decay", 0.0)),
             mae_weight=float(get("llmaug_mae_weight", 0.0)),
             mask_ratio=float(get("llmaug_mask_ratio", 0.0)),
@@ -87,6 +90,10 @@ class AdapterSettings:
         need(self.propagation_layers >= 0, "llmaug_propagation_layers must be >= 0")
         need(self.aug_edge_ratio >= 0, "llmaug_aug_edge_ratio (w3) must be >= 0")
         need(0 <= self.prune_ratio < 1, "llmaug_prune_ratio (w4) must be in [0, 1)")
+        need(
+            self.prune_scope in PRUNE_SCOPES,
+            f"llmaug_prune_scope must be one of {PRUNE_SCOPES}, not {self.prune_scope!r}",
+        )
         need(self.weight_decay >= 0, "llmaug_weight_decay (w2) must be >= 0")
         need(self.mae_weight >= 0, "llmaug_mae_weight (lambda) must be >= 0")
         need(0 <= self.mask_ratio <= 1, "llmaug_mask_ratio must be in [0, 1]")

@@ -221,3 +221,32 @@ def test_loading_a_state_dict_refreshes_the_cached_evaluation_representations(da
     first.load_state_dict(second.state_dict())
     assert torch.allclose(scores(first, data), scores(second, data))
     assert not torch.allclose(scores(first, data), before)
+
+
+def test_augmented_scope_prunes_only_the_llm_triplets():
+    from llmaug.adapters.losses import pruned_mean_of_part
+
+    real = [9.0, 0.5]  # a hard real triplet is always kept
+    augmented = [0.1, 8.0, 0.2, 0.3]  # drop floor(0.25 * 4) = 1: the 8.0
+    value = pruned_mean_of_part(torch.tensor(real + augmented), 2, 0.25)
+    assert value.item() == pytest.approx((9.0 + 0.5 + 0.1 + 0.2 + 0.3) / 5)
+    assert pruned_mean_of_part(torch.tensor(real), 2, 0.25).item() == pytest.approx(4.75)
+
+
+@pytest.mark.parametrize("scope", ["batch", "augmented"])
+def test_the_models_loss_prunes_the_configured_triplets(data, scope):
+    # Every part off but pruning: the adapted loss is the pruned mean of the base model's own
+    # per-triplet losses (plus its regulariser), computed independently here.
+    from llmaug.adapters.losses import bpr_per_triplet
+
+    model, _ = make(data, "LightGCN", **{**ALL_OFF, "llmaug_prune_ratio": 0.5, "llmaug_prune_scope": scope})
+    model.train()
+    batch = a_batch(data, "LightGCN")
+    user, pos, neg = batch[model.USER_ID], batch[model.ITEM_ID], batch[model.NEG_ITEM_ID]
+    with torch.no_grad():
+        users, items = model.forward()
+        losses = bpr_per_triplet((users[user] * items[pos]).sum(1), (users[user] * items[neg]).sum(1))
+        reg = model.reg_weight * model.reg_loss(model.user_embedding(user), model.item_embedding(pos),
+                                                model.item_embedding(neg), require_pow=model.require_pow)
+        expected = losses.sort().values[: len(losses) - len(losses) // 2].mean() if scope == "batch" else losses.mean()
+        assert torch.allclose(model.calculate_loss(batch), expected + reg, rtol=1e-5)
