@@ -12,6 +12,7 @@ from typing import Optional
 import click
 
 from . import __version__
+from .cli_training import compare_command, train_command
 from .errors import LlmaugError
 
 
@@ -37,8 +38,14 @@ def main() -> None:
     \b
     Start with the offline provider (no network, no key):
       llmaug augment --dataset ml-100k --out runs/ml-100k
-    Then load runs/ml-100k with RecBole (see runs/ml-100k/recbole.yaml).
+    Then train on it, plain or with the LLMRec adapter:
+      llmaug train --data runs/ml-100k --model LightGCN
+      llmaug compare --data runs/ml-100k --models BPR,LightGCN --seeds 3 --out runs/compare
     """
+
+
+main.add_command(train_command)
+main.add_command(compare_command)
 
 
 def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[list[str]]:
