@@ -93,7 +93,7 @@ def _top_unseen(model, train_dataset, size: int, device, batch_users: int = 512)
 
     model.eval()
     uid_field, iid_field = train_dataset.uid_field, train_dataset.iid_field
-    n_users, n_items = train_dataset.user_num, train_dataset.item_num
+    n_items = train_dataset.item_num
     if n_items - 1 < size:
         raise ConfigError(f"candidates = {size} but the dataset has only {n_items - 1} items")
     seen = train_dataset.inter_matrix(form="csr").astype(bool)

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
 from .errors import ProviderError
+from .journal import Journal, journal_key
+
+if TYPE_CHECKING:
+    from .progress import Reporter
 
 
 class Encoder(Protocol):
@@ -81,3 +85,43 @@ def get_encoder(settings) -> Encoder:
     if settings.embedding_model == "local":
         return LocalEncoder(settings.embedding_batch_size)
     return LiteLLMEncoder(settings.embedding_model, settings.embedding_batch_size, settings.api_base, settings.timeout, settings.num_retries)
+
+
+class CachedEncoder:
+    """Encodes each distinct text once per run: an item whose attributes are all unknown has the
+    same text as its description, and paid embedding APIs bill every call."""
+
+    def __init__(self, encoder: Encoder, store: Optional[Journal] = None) -> None:
+        self.encoder = encoder
+        self.name = encoder.name
+        self.store = store
+        self._vectors: dict[str, np.ndarray] = {}
+        if store is not None:
+            self._vectors = {e["text"]: np.asarray(e["vector"], np.float32) for e in store.entries().values() if e.get("model") == self.name}
+
+    def encode(self, texts: list[str], reporter: "Reporter", description: str) -> np.ndarray:
+        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        stage = reporter.stage(description, total=len(texts))
+        stage.advance(len(texts) - len(new))
+        for start in range(0, len(new), 1024):  # persist paid vectors batch by batch
+            batch = new[start : start + 1024]
+            vectors = self.encoder.encode(batch, on_batch=stage.advance)
+            self._vectors.update(zip(batch, vectors))
+            if self.store is not None:
+                for text, vector in zip(batch, vectors):
+                    self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
+                self.store.sync()
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._vectors[t] for t in texts])
+
+    @property
+    def cost(self) -> float:
+        return getattr(self.encoder, "cost", 0.0)
+
+    def __enter__(self) -> "CachedEncoder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.store is not None:  # flush paid vectors even when the run is interrupted
+            self.store.close()

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -19,7 +18,7 @@ from .atomic import write_atomic_file, write_text_atomically
 from .candidates import rank_candidates
 from .config import Settings
 from .dataset import SourceDataset, load_source
-from .embedding import Encoder, get_encoder
+from .embedding import CachedEncoder, get_encoder
 from .journal import Journal, journal_key
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
@@ -80,13 +79,12 @@ def augment(
         item_index = {item: k for k, item in enumerate(item_ids)}
         if dry_run:  # no encoder either: a paid embedding model would bill for the item texts
             return _estimate(provider_factory(settings, data, item_index, None), data, run, settings)
-        encoder = _load_encoder(settings, run, reporter, timer)
-        with timer("item_text_embedding"):
-            item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
-        provider = provider_factory(settings, data, item_index, item_vectors)
-        augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
         counts: dict[str, dict[str, Any]] = {}
-        with Journal(run.journal) as journal:
+        with _load_encoder(settings, run, reporter, timer) as encoder, Journal(run.journal) as journal:
+            with timer("item_text_embedding"):
+                item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
+            provider = provider_factory(settings, data, item_index, item_vectors)
+            augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
             finished = journal.entries()
             for name in settings.tasks:
                 task = TASKS[name](data)
@@ -98,7 +96,6 @@ def augment(
                         ids, texts = _embed_inputs(task, entries)
                         augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
             skipped_lines = journal.skipped_lines
-        encoder.close()
         with timer("write"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
         manifest = _manifest(source, settings, provider, encoder, split, unknown_items, counts, timer, files, skipped_lines)
@@ -108,11 +105,11 @@ def augment(
 
 def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict[str, Any]:
     """What the run would still send: finished answers in the journal are not counted again."""
-    finished = {k for k, e in Journal(run.journal).entries().items() if e.get("status") in FINAL}
+    finished = Journal(run.journal).entries()
     estimate: dict[str, Any] = {"model": settings.model, "tasks": {}}
     for name in settings.tasks:
         task = TASKS[name](data)
-        jobs = [j for j in task.jobs() if journal_key(name, j.entity, provider.model, provider.request_hash(task, j)) not in finished]
+        _, _, jobs = _plan(task, provider, finished)
         input_tokens, output_tokens, cost = provider.estimate(task, jobs)
         estimate["tasks"][name] = {"requests": len(jobs), "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
     costs = [t["cost_usd"] for t in estimate["tasks"].values()]
@@ -134,43 +131,6 @@ def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Ti
     stage.advance()
     # Paid embeddings are journaled like answers; the local encoder is cheaper to rerun than to store.
     return CachedEncoder(encoder, None if settings.embedding_model == "local" else Journal(run.embeddings))
-
-
-class CachedEncoder:
-    """Encodes each distinct text once per run: an item whose attributes are all unknown has the
-    same text as its description, and paid embedding APIs bill every call."""
-
-    def __init__(self, encoder: Encoder, store: Optional[Journal] = None) -> None:
-        self.encoder = encoder
-        self.name = encoder.name
-        self.store = store
-        self._vectors: dict[str, np.ndarray] = {}
-        if store is not None:
-            self._vectors = {e["text"]: np.asarray(e["vector"], np.float32) for e in store.entries().values() if e.get("model") == self.name}
-
-    def encode(self, texts: list[str], reporter: Reporter, description: str) -> np.ndarray:
-        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        stage = reporter.stage(description, total=len(texts))
-        stage.advance(len(texts) - len(new))
-        for start in range(0, len(new), 1024):  # persist paid vectors batch by batch
-            batch = new[start : start + 1024]
-            vectors = self.encoder.encode(batch, on_batch=stage.advance)
-            self._vectors.update(zip(batch, vectors))
-            if self.store is not None:
-                for text, vector in zip(batch, vectors):
-                    self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
-                self.store.sync()
-        if not texts:
-            return np.zeros((0, 0), np.float32)
-        return np.stack([self._vectors[t] for t in texts])
-
-    @property
-    def cost(self) -> float:
-        return getattr(self.encoder, "cost", 0.0)
-
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
 
 
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> dict[str, list[str]]:
@@ -206,14 +166,20 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     return ranked
 
 
-FINAL = ("accepted", "failed")
+FINAL = ("accepted", "failed")  # a request that ended in "error" got no answer: the next run asks again
+
+
+def _plan(task: Task, provider: Provider, finished: dict[str, dict]) -> tuple[list[Job], dict[str, str], list[Job]]:
+    """The task's jobs, their journal keys, and the jobs no earlier run has finished."""
+    jobs = task.jobs()
+    keys = {job.entity: journal_key(task.name, job.entity, provider.model, provider.request_hash(task, job)) for job in jobs}
+    pending = [job for job in jobs if finished.get(keys[job.entity], {}).get("status") not in FINAL]
+    return jobs, keys, pending
 
 
 def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[str, dict], reporter: Reporter) -> tuple[list[tuple[Job, dict]], dict[str, Any]]:
-    jobs = task.jobs()
-    keys = {job.entity: journal_key(task.name, job.entity, provider.model, provider.request_hash(task, job)) for job in jobs}
+    jobs, keys, pending = _plan(task, provider, finished)
     done = lambda job: finished.get(keys[job.entity], {}).get("status") in FINAL  # noqa: E731
-    pending = [job for job in jobs if not done(job)]
     stage = reporter.stage(f"Augmenting {task.name}", total=len(jobs))
     stage.advance(len(jobs) - len(pending), resumed=len(jobs) - len(pending))
     unanswered: list[Outcome] = []

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from llmaug.config import load_settings
 from llmaug.dataset import load_source

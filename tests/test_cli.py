@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from conftest import LLMAUG, run_llmaug
