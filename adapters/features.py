@@ -117,7 +117,7 @@ class FeatureEncoder(nn.Module):
     training step pays per operator call, and three small calls cost more than one.
     """
 
-    def __init__(self, features, n_users, n_items, dim, dropout, layers, adjacency):
+    def __init__(self, features, n_users, n_items, dim, dropout, layers, adjacency, rank=0):
         super().__init__()
         self.names = [f.name for f in features]
         self.sides = {f.name: f.side for f in features}
@@ -129,31 +129,42 @@ class FeatureEncoder(nn.Module):
         widths: dict[int, int] = {}
         propagated: dict[int, list[torch.Tensor]] = {}
         bias_weight: dict[int, list[torch.Tensor]] = {}
+        reduced: dict[str, torch.Tensor] = {}
         for f in features:
-            width = f.values.shape[1]
+            offset = 0 if f.side == USER else n_users
+            own = slice(offset, offset + f.values.shape[0])
+            inputs = np.zeros((n, f.values.shape[1]), dtype=np.float64)
+            inputs[own] = (f.values * f.present.unsqueeze(1)).numpy()
+            ones = np.zeros((n, 1))
+            ones[own] = f.present.numpy()[:, None]
+            spread = layer_mean(adjacency, inputs, layers)
+            basis = np.eye(f.values.shape[1])
+            if 0 < rank < f.values.shape[1]:
+                # Keep the top right-singular directions of the (frozen) propagated features:
+                # the projection then costs rank/d_LLM of the full one per step.
+                basis = np.linalg.svd(spread, full_matrices=False)[2][:rank].T
+                spread = spread @ basis
+            reduced[f.name] = torch.from_numpy(f.values.numpy().astype(np.float64) @ basis).float()
+            self.register_buffer(f"basis_{f.name}", torch.from_numpy(basis).float(), persistent=False)
+            width = spread.shape[1]
             if width not in widths:
                 widths[width] = len(self.groups)
                 self.groups.append([])
                 propagated[width], bias_weight[width] = [], []
             self.slot[f.name] = (widths[width], len(self.groups[widths[width]]))
             self.groups[widths[width]].append(f.name)
-            offset = 0 if f.side == USER else n_users
-            own = slice(offset, offset + f.values.shape[0])
-            inputs = np.zeros((n, width), dtype=np.float64)
-            inputs[own] = (f.values * f.present.unsqueeze(1)).numpy()
-            ones = np.zeros((n, 1))
-            ones[own] = f.present.numpy()[:, None]
-            propagated[width].append(torch.from_numpy(layer_mean(adjacency, inputs, layers)).float())
+            propagated[width].append(torch.from_numpy(spread).float())
             bias_weight[width].append(torch.from_numpy(layer_mean(adjacency, ones, layers)).float())
             # Buffers, not persistent: they derive from the dataset, not from training.
             self.register_buffer(f"stored_{f.name}", f.values.clone(), persistent=False)
+            self.register_buffer(f"reduced_{f.name}", reduced[f.name], persistent=False)
             self.register_buffer(f"present_{f.name}", f.present.clone(), persistent=False)
             self.register_buffer(f"self_weight_{f.name}", torch.from_numpy(weights[own]).float(), persistent=False)
         for width, group in widths.items():
             self.register_buffer(f"propagated_{group}", torch.stack(propagated[width]), persistent=False)
             self.register_buffer(f"bias_weight_{group}", torch.stack(bias_weight[width]), persistent=False)
         self.projections = nn.ModuleDict(
-            {f.name: nn.Linear(f.values.shape[1], dim) for f in features}
+            {f.name: nn.Linear(self.buffer("basis", f.name).shape[1], dim) for f in features}
         )
         self.dropout = nn.Dropout(dropout)
 
@@ -183,8 +194,9 @@ class FeatureEncoder(nn.Module):
         by ``token``, its neighbours unmasked: (P_v + c_v (token - F_v)) W + q_v b."""
         offset = 0 if self.sides[name] == USER else self.n_users
         c = self.buffer("self_weight", name)[rows].unsqueeze(1)
+        token = token @ self.buffer("basis", name)
         inputs = self.buffer("propagated", name)[rows + offset] + c * (
-            token.unsqueeze(0) - self.buffer("stored", name)[rows]
+            token.unsqueeze(0) - self.buffer("reduced", name)[rows]
         )
         linear = self.projections[name]
         return inputs @ linear.weight.T + self.buffer("bias_weight", name)[rows + offset] * linear.bias

@@ -34,7 +34,7 @@ class Adapter(nn.Module):
             adjacency = normalized_adjacency(dataset) if s.propagation_layers > 0 else None
             self.encoder = FeatureEncoder(
                 features, dataset.user_num, dataset.item_num, dim,
-                s.feature_dropout, s.propagation_layers, adjacency,
+                s.feature_dropout, s.propagation_layers, adjacency, s.feature_rank,
             )
         masked = [f for f in features if f.name in s.masked_features]
         self.mae = (

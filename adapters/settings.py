@@ -26,6 +26,7 @@ class AdapterSettings:
     feature_weight: float  # w1
     feature_dropout: float
     propagation_layers: int
+    feature_rank: int
     augedge_file: str | None
     aug_edge_ratio: float  # w3
     prune_ratio: float  # w4
@@ -67,6 +68,7 @@ class AdapterSettings:
             feature_weight=float(get("llmaug_feature_weight", 0.0)),
             feature_dropout=float(get("llmaug_feature_dropout", 0.0)),
             propagation_layers=int(get("llmaug_propagation_layers", 0)),
+            feature_rank=int(get("llmaug_feature_rank", 0)),
             augedge_file=get("llmaug_augedge_file"),
             aug_edge_ratio=float(get("llmaug_aug_edge_ratio", 0.0)),
             prune_ratio=float(get("llmaug_prune_ratio", 0.0)),
@@ -88,6 +90,7 @@ class AdapterSettings:
         need(self.feature_weight >= 0, "llmaug_feature_weight (w1) must be >= 0")
         need(0 <= self.feature_dropout < 1, "llmaug_feature_dropout must be in [0, 1)")
         need(self.propagation_layers >= 0, "llmaug_propagation_layers must be >= 0")
+        need(self.feature_rank >= 0, "llmaug_feature_rank must be >= 0 (0 keeps every dimension)")
         need(self.aug_edge_ratio >= 0, "llmaug_aug_edge_ratio (w3) must be >= 0")
         need(0 <= self.prune_ratio < 1, "llmaug_prune_ratio (w4) must be in [0, 1)")
         need(

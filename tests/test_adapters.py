@@ -250,3 +250,13 @@ def test_the_models_loss_prunes_the_configured_triplets(data, scope):
                                                 model.item_embedding(neg), require_pow=model.require_pow)
         expected = losses.sort().values[: len(losses) - len(losses) // 2].mean() if scope == "batch" else losses.mean()
         assert torch.allclose(model.calculate_loss(batch), expected + reg, rtol=1e-5)
+
+
+def test_a_reduced_feature_rank_keeps_the_model_working(data):
+    model, _ = make(data, "LightGCN", llmaug_feature_rank=32)
+    encoder = model.llmaug.encoder
+    assert all(encoder.projections[n].in_features == 32 for n in encoder.names)
+    model.train()
+    loss = model.calculate_loss(a_batch(data, "LightGCN"))
+    loss.backward()
+    assert torch.isfinite(loss) and encoder.projections["item_text"].weight.grad.abs().sum() > 0
