@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tiny_dataset import BOOKS_CONFIG, make_books
+
 LLMAUG = [sys.executable, "-m", "llmaug"]
 
 
@@ -35,3 +37,11 @@ def augmented_ml100k(tmp_path_factory) -> Path:
 def augmented_ml100k_sparse(tmp_path_factory) -> Path:
     """The sparse regime: each user keeps 20% of their training interactions."""
     return _augment(tmp_path_factory.mktemp("sparse") / "ml-100k-sparse", "--train-fraction", "0.2")
+
+
+@pytest.fixture
+def books(tmp_path) -> tuple[Path, Path]:
+    """The tiny book dataset and the config that maps its fields."""
+    config = tmp_path / "books.yaml"
+    config.write_text(BOOKS_CONFIG, encoding="utf-8")
+    return make_books(tmp_path / "data"), config

@@ -13,19 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import LLMAUG, run_llmaug
-from tiny_dataset import BOOKS_CONFIG, make_books
 
 
 def dataset_files(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.exists() else []
-
-
-@pytest.fixture
-def books(tmp_path) -> tuple[Path, Path]:
-    directory = make_books(tmp_path / "data")
-    config = tmp_path / "books.yaml"
-    config.write_text(BOOKS_CONFIG, encoding="utf-8")
-    return directory, config
 
 
 def test_a_differently_shaped_dataset_works_by_config_alone(books, tmp_path, monkeypatch):
@@ -103,25 +94,25 @@ def test_refuses_a_foreign_non_empty_out(tmp_path, books):
     assert dataset_files(out) == ["thesis.tex"] and not (out / ".llmaug").exists()
 
 
-def test_killed_run_leaves_no_partial_dataset_and_rerun_finishes(tmp_path):
-    out = tmp_path / "ml-100k"
-    process = subprocess.Popen([*LLMAUG, "augment", "--dataset", "ml-100k", "--out", str(out), "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_killed_run_leaves_no_partial_dataset_and_rerun_finishes(tmp_path, books):
+    directory, config = books
+    out = tmp_path / "killed"
+    command = ["augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet"]
+    process = subprocess.Popen([*LLMAUG, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (out / ".llmaug" / "base").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGKILL)
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)  # mid-run: the base recommender is about to train
     process.wait()
     assert (out / ".llmaug").exists() and dataset_files(out) == []
 
-    first = run_llmaug("augment", "--dataset", "ml-100k", "--out", str(out), "--quiet", "--tasks", "edges,users")
+    first = run_llmaug(*command)
     assert first.returncode == 0, first.stderr
     files = dataset_files(out)
-    assert "manifest.json" in files and "ml-100k.augedge" in files
+    assert "manifest.json" in files and "killed.augedge" in files
     snapshot = {f: (out / f).read_bytes() for f in files if f != "manifest.json"}
 
-    again = run_llmaug("augment", "--dataset", "ml-100k", "--out", str(out), "--quiet", "--tasks", "edges,users")
+    again = run_llmaug(*command)
     assert again.returncode == 0, again.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert all(t["from_earlier_run"] == t["requested"] for t in manifest["tasks"].values())

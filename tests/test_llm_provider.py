@@ -14,16 +14,9 @@ import pytest
 
 from conftest import LLMAUG, run_llmaug
 from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
-from tiny_dataset import BOOKS_CONFIG, make_books
+from tiny_dataset import BOOKS_CONFIG
 
 KEY = "sk-test-9f8e7d6c5b4a39281706"
-
-
-@pytest.fixture
-def books(tmp_path) -> tuple[Path, Path]:
-    config = tmp_path / "books.yaml"
-    config.write_text(BOOKS_CONFIG, encoding="utf-8")
-    return make_books(tmp_path / "data"), config
 
 
 @pytest.fixture
