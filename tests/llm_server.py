@@ -127,6 +127,10 @@ class LoopbackLLM:
             self._runner = runner
             ready.set()
             self._loop.run_forever()
+            pending = asyncio.all_tasks(self._loop)  # handlers still sleeping in a "hang"
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.run_until_complete(runner.cleanup())
 
         self._thread = threading.Thread(target=serve, daemon=True)
