@@ -116,6 +116,7 @@ class LoopbackLLM:
 
         def serve() -> None:
             self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
             app = web.Application(client_max_size=64 * 2**20)
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/embeddings", self._embeddings)

@@ -309,3 +309,19 @@ def test_a_changed_prompt_reasks_only_what_changed_and_fresh_reasks_all(server, 
     fresh = augment(server, books, out, "--tasks", "users,items", "--prompts", str(custom), "--fresh")
     assert fresh.returncode == 0, fresh.stderr
     assert len(server.requests) == 60
+
+
+def test_a_prompt_the_model_refuses_fails_alone_without_stopping_the_run(server, books, tmp_path):
+    def refuse_kaos(n, messages):
+        if "Kaos" in messages[1]["content"]:
+            return (400, "This model's maximum context length is 8 tokens. Please reduce the length of the messages.")
+        return ("ok", None)
+
+    server.behaviour = Behaviour(decide=refuse_kaos)
+    out = tmp_path / "refused"
+    result = augment(server, books, out, "--tasks", "items")
+    assert result.returncode == 0, result.stderr
+    counts = manifest(out)["tasks"]["items"]
+    assert (counts["accepted"], counts["failed"]) == (19, 1)
+    (failure,) = [e for e in journal(out) if e["status"] == "failed"]
+    assert failure["entity"] == "b8" and "ContextWindowExceededError" in failure["error"]

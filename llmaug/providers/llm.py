@@ -146,6 +146,10 @@ class LiteLLMProvider(Provider):
         for attempt in range(self.settings.max_reasks + 1):
             try:
                 response = await self.complete(messages, **extra)
+            except (litellm.ContextWindowExceededError, litellm.ContentPolicyViolationError) as exc:
+                # About this one request, not the run: asking again would get the same refusal.
+                outcome.error = f"{type(exc).__name__}: {_first_line(exc)}"
+                return outcome
             except (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError, litellm.BadRequestError) as exc:
                 raise ProviderError(f"{self.model}: {type(exc).__name__}: {_first_line(exc)}") from None
             except (litellm.APIError, litellm.APIConnectionError, litellm.Timeout, litellm.RateLimitError,
