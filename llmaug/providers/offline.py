@@ -41,18 +41,22 @@ class OfflineProvider(Provider):
                 outcome.error, outcome.raw = str(exc), repr(answer)
             emit(outcome)
 
-    # -- edges: nearest and farthest candidate to the mean of the user's history, in text space ---
-    def _edges(self, jobs: Sequence[Job]) -> list[dict[str, int]]:
-        if not jobs:
-            return []
-        vectors = self.item_vectors
+    def _history_matrix(self, jobs: Sequence[Job]) -> torch.Tensor:
+        """Jobs x items, 1 where the job's user trained on the item (repeats add up)."""
         rows, cols = [], []
         for row, job in enumerate(jobs):
             items = [self.item_index[i] for i in self.data.histories[job.entity]]
             rows.extend([row] * len(items))
             cols.extend(items)
-        membership = torch.sparse_coo_tensor(torch.tensor([rows, cols]), torch.ones(len(rows)), (len(jobs), len(vectors)))
-        taste = torch.sparse.mm(membership.coalesce(), vectors)
+        shape = (len(jobs), len(self.item_index))
+        return torch.sparse_coo_tensor(torch.tensor([rows, cols]), torch.ones(len(rows)), shape, check_invariants=False).coalesce()
+
+    # -- edges: nearest and farthest candidate to the mean of the user's history, in text space ---
+    def _edges(self, jobs: Sequence[Job]) -> list[dict[str, int]]:
+        if not jobs:
+            return []
+        vectors = self.item_vectors
+        taste = torch.sparse.mm(self._history_matrix(jobs), vectors)
         taste = torch.nn.functional.normalize(taste, dim=1)
         candidates = torch.tensor([[self.item_index[i] for i in job.candidates] for job in jobs])
         similarity = torch.einsum("ud,ucd->uc", taste, vectors[candidates])
@@ -60,21 +64,26 @@ class OfflineProvider(Provider):
         return [{"liked": int(a), "disliked": int(b)} for a, b in zip(liked, disliked)]
 
     # -- user profiles: genre statistics of the training history against the catalogue -----------
-    def _genre_table(self) -> tuple[list[str], dict[str, list[int]], np.ndarray]:
+    def _genre_table(self) -> tuple[list[str], torch.Tensor, np.ndarray]:
+        """Genre names, the items x genres indicator (rows in ``item_index`` order), catalogue shares."""
         per_item = {item: text.get("genre", "").split() for item, text in self.data.item_text.items()}
         names = sorted({g for genres in per_item.values() for g in genres})
         column = {g: k for k, g in enumerate(names)}
-        catalogue = np.bincount([column[g] for gs in per_item.values() for g in gs], minlength=len(names)).astype(float)
-        return names, {i: [column[g] for g in gs] for i, gs in per_item.items()}, catalogue / max(catalogue.sum(), 1)
+        item_genres = torch.zeros(len(self.item_index), len(names))
+        for item, genres in per_item.items():
+            for genre in genres:
+                item_genres[self.item_index[item], column[genre]] += 1
+        catalogue = item_genres.sum(0).double().numpy()
+        return names, item_genres, catalogue / max(catalogue.sum(), 1)
 
     def _profiles(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         names, item_genres, catalogue_share = self._genres
         fields = self.data.settings.user_profile
+        genre_counts = torch.sparse.mm(self._history_matrix(jobs), item_genres).double().numpy() if jobs else []
         answers = []
-        for job in jobs:
+        for job, counts in zip(jobs, genre_counts):
             history = self.data.histories[job.entity]
             profile: dict[str, Any] = {f: job.context["demographics"].get(f) for f in fields}
-            counts = np.bincount([g for i in history for g in item_genres[i]], minlength=len(names)).astype(float)
             if counts.sum() > 0 and "liked_genre" in profile:
                 lift = (counts / counts.sum()) / np.maximum(catalogue_share, 1e-12)
                 seen = np.flatnonzero(counts >= max(2, 0.05 * counts.sum()))
@@ -83,7 +92,7 @@ class OfflineProvider(Provider):
                 if "disliked_genre" in profile:
                     common = np.flatnonzero(catalogue_share >= 0.02)
                     disliked = common[np.argsort(lift[common], kind="stable")][:2]
-                    profile["disliked_genre"] = [names[g] for g in disliked if g not in set(liked)]
+                    profile["disliked_genre"] = [names[g] for g in disliked if g not in liked]
             if "preferred_era" in profile:
                 profile["preferred_era"] = self._era(history)
             answers.append(profile)
