@@ -1,4 +1,4 @@
-"""Pure loss functions of the adapter: per-triplet BPR, Eq. 7 pruning, Eq. 9 reconstruction."""
+"""Pure loss functions of the adapter: per-triplet BPR, Eq. 7 pruning, Eq. 9 reconstruction error."""
 
 from __future__ import annotations
 
@@ -45,9 +45,7 @@ def pruned_mean_of_part(losses: torch.Tensor, start: int, prune_ratio: float) ->
     return (head.sum() + kept.sum()) / (head.numel() + kept.numel())
 
 
-def reconstruction_loss(decoded: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
-    """L_FR = mean over masked nodes of (1 - cos(decoded, target))^gamma (Eq. 9)."""
-    if decoded.shape[0] == 0:
-        return decoded.sum() * 0.0
-    cos = F.cosine_similarity(decoded, target, dim=1)
-    return (1.0 - cos).clamp_min(0.0).pow(gamma).mean()
+def reconstruction_errors(decoded: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 - cos(decoded, target))^gamma per row (over the last axis): Eq. 9 before its mean."""
+    cos = F.cosine_similarity(decoded, target, dim=-1)
+    return (1.0 - cos).clamp_min(0.0).pow(gamma)

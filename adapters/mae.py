@@ -9,60 +9,115 @@ Departures from the reference code, on purpose: the decoder and token are submod
 model, so RecBole's optimizer (built from ``model.parameters()``) steps them; the decoder's
 LeakyReLU has slope 0.2 (the reference used 1.0, an identity); masking builds new tensors and
 never writes into the stored features; nothing is masked outside training.
+
+Speed: features that share an encoder group and a d_LLM are masked, encoded and decoded together
+with batched matmuls, padded to the longest feature; each masks a fixed share of its rows per
+step (a uniform random subset of that size), so the padding is known up front.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from .losses import reconstruction_loss
+from .features import FeatureEncoder, linear_init, self_weight
+from .losses import reconstruction_errors
+
+NOT_PRESENT = 2.0  # a sampling score above every torch.rand draw: never among the smallest
+
+
+def _with_ones(x: torch.Tensor) -> torch.Tensor:
+    """Append a constant-1 column, so the last row of a stacked weight acts as its bias."""
+    return F.pad(x, (0, 1), value=1.0)
+
+
+class _MaskedGroup(nn.Module):
+    """The masked features of one encoder group and one d_LLM, stacked along a leading axis."""
+
+    def __init__(self, features, encoder: FeatureEncoder, node_self_weight: np.ndarray, mask_ratio, learnable):
+        super().__init__()
+        names = [f.name for f in features]
+        rows, width = max(f.values.shape[0] for f in features), features[0].values.shape[1]
+        self.group = encoder.slot[names[0]][0]
+        stored = torch.zeros(len(features), rows, width)
+        present = torch.zeros(len(features), rows, dtype=torch.bool)
+        own_weight = torch.zeros(len(features), rows)
+        for m, f in enumerate(features):
+            n, offset = f.values.shape[0], encoder.offset(f.name)
+            stored[m, :n], present[m, :n] = f.values, f.present
+            own_weight[m, :n] = torch.from_numpy(node_self_weight[offset:offset + n]).float()
+        bases = [encoder.basis(name) for name in names]
+        basis = torch.stack(bases) if bases[0] is not None else None  # same d_LLM: all or none reduced
+        masked = [max(1, round(mask_ratio * int(p.sum()))) if p.any() else 0 for p in present]
+        real = torch.arange(max(masked))[None, :] < torch.tensor(masked)[:, None]  # [M, k]: a row, not padding
+        mean = (stored * present.unsqueeze(2)).sum(dim=1) / present.sum(dim=1, keepdim=True).clamp_min(1)
+        # Buffers derive from the dataset, not from training: not persistent.
+        buffers = {
+            "stored": stored, "present": present, "own_weight": own_weight,
+            "reduced": stored @ basis if basis is not None else stored,
+            "positions": torch.tensor([encoder.slot[name][1] for name in names]),
+            "offsets": torch.tensor([encoder.offset(name) for name in names]).unsqueeze(1),
+            "feature": torch.arange(len(features)).unsqueeze(1),
+            "real": real.float(),
+        }
+        for key, value in buffers.items():
+            self.register_buffer(key, value, persistent=False)
+        self.register_buffer("basis", basis, persistent=False)
+        self.masked, self.count = max(masked), sum(masked)
+        if learnable:
+            self.token = nn.Parameter(mean)
+        else:
+            self.register_buffer("token", mean)
+        dim = encoder.dim
+        self.hidden = linear_init((len(features), dim + 1, dim), dim)
+        self.output = linear_init((len(features), dim + 1, width), dim)
+
+    def choose(self) -> torch.Tensor:
+        """[M, k] own-side rows to mask: row m starts with a uniform random sample, without
+        replacement, of feature m's present rows, of its fixed size (the rest is padding)."""
+        scores = torch.rand(self.present.shape, device=self.present.device).masked_fill(~self.present, NOT_PRESENT)
+        return scores.topk(self.masked, dim=1, largest=False).indices  # sorted: the real ones come first
+
+    def encode_masked(self, encoder: FeatureEncoder, rows: torch.Tensor) -> torch.Tensor:
+        """[M, k, dim]: what the encoder makes of each of ``rows`` with its own feature replaced by
+        the mask token and its neighbours' left as they are (before normalisation)."""
+        token = self.token if self.basis is None else torch.bmm(self.token.unsqueeze(1), self.basis).squeeze(1)
+        # Propagated input with the node's own share replaced by the token, neighbours unmasked:
+        # P_v + c_v (token - F_v), on the encoder's stacked weights (bias column included).
+        own = self.own_weight[self.feature, rows].unsqueeze(2) * (token.unsqueeze(1) - self.reduced[self.feature, rows])
+        inputs = encoder.propagated(self.group)[self.positions.unsqueeze(1), rows + self.offsets] + F.pad(own, (0, 1))
+        return torch.bmm(inputs, encoder.weights[self.group].index_select(0, self.positions))
+
+    def loss(self, encoder: FeatureEncoder, gamma: float) -> tuple[torch.Tensor, int]:
+        """(L_FR over this group's masked rows, how many rows were masked)."""
+        rows = self.choose()
+        hidden = self.encode_masked(encoder, rows)
+        decoded = torch.bmm(_with_ones(F.leaky_relu(torch.bmm(_with_ones(hidden), self.hidden), 0.2)), self.output)
+        errors = reconstruction_errors(decoded, self.stored[self.feature, rows], gamma)
+        return (errors * self.real).sum() / self.count, self.count  # padding rows weigh 0
 
 
 class MaskedFeatureAutoencoder(nn.Module):
-    def __init__(self, features, dim, mask_ratio, gamma, mask_token="learnable"):
+    def __init__(self, features, encoder: FeatureEncoder, adjacency, layers: int, mask_ratio: float,
+                 gamma: float, mask_token: str = "learnable"):
         super().__init__()
-        self.names = [f.name for f in features]
-        self.mask_ratio, self.gamma = mask_ratio, gamma
-        self.learnable = mask_token == "learnable"
-        self.tokens = nn.ParameterDict()
+        self.gamma = gamma
+        nodes = encoder.n_users + encoder.n_items
+        weights = self_weight(adjacency, layers) if layers else np.ones(nodes)
+        together: dict[tuple[int, int], list] = {}
         for f in features:
-            present = f.values[f.present]
-            mean = present.mean(dim=0) if len(present) else f.values.new_zeros(f.values.shape[1])
-            if self.learnable:
-                self.tokens[f.name] = nn.Parameter(mean.clone())
-            else:
-                self.register_buffer(f"token_{f.name}", mean.clone())
-        self.decoders = nn.ModuleDict(
-            {
-                f.name: nn.Sequential(
-                    nn.Linear(dim, dim), nn.LeakyReLU(0.2), nn.Linear(dim, f.values.shape[1])
-                )
-                for f in features
-            }
+            together.setdefault((encoder.slot[f.name][0], f.values.shape[1]), []).append(f)
+        self.groups = nn.ModuleList(
+            _MaskedGroup(members, encoder, weights, mask_ratio, mask_token == "learnable")
+            for members in together.values()
         )
 
-    def token(self, name: str) -> torch.Tensor:
-        return self.tokens[name] if self.learnable else getattr(self, f"token_{name}")
-
-    def choose(self, present: torch.Tensor) -> torch.Tensor:
-        """Indices of a random ``mask_ratio`` share of the rows that carry a feature."""
-        chosen = (torch.rand(present.shape[0], device=present.device) < self.mask_ratio) & present
-        return chosen.nonzero(as_tuple=True)[0]
-
-    def loss(self, encoder) -> torch.Tensor:
+    def loss(self, encoder: FeatureEncoder) -> torch.Tensor | None:
         """L_FR over all masked nodes of all masked features (one fresh mask per call)."""
-        total, count = None, 0
-        for name in self.names:
-            rows = self.choose(encoder.buffer("present", name))
-            if rows.numel() == 0:
-                continue
-            hidden = encoder.encode_masked(name, rows, self.token(name))
-            decoded = self.decoders[name](hidden)
-            part = reconstruction_loss(decoded, encoder.buffer("stored", name)[rows], self.gamma)
-            part = part * rows.numel()
-            total = part if total is None else total + part
-            count += rows.numel()
-        if total is None:
+        parts = [group.loss(encoder, self.gamma) for group in self.groups if group.masked]
+        if not parts:
             return None
-        return total / count
+        count = sum(n for _, n in parts)
+        return sum(loss * n for loss, n in parts) / count

@@ -9,6 +9,8 @@ validation split and checkpoints it (the adapter's parameters are in ``state_dic
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn as nn
 
@@ -21,6 +23,8 @@ from .losses import bpr_per_triplet, pruned_mean, pruned_mean_of_part
 from .mae import MaskedFeatureAutoencoder
 from .settings import AdapterSettings
 
+log = logging.getLogger(__name__)
+
 
 class Adapter(nn.Module):
     """The adapter's own state: feature encoder, MAE, augmented edges, knobs."""
@@ -29,18 +33,22 @@ class Adapter(nn.Module):
         super().__init__()
         self.settings = s = AdapterSettings.from_config(config)
         features = load_side_features(config, dataset, s.features) if s.features else []
-        self.encoder = None
+        for f in features:
+            if not f.present.any():  # e.g. every record of this feature failed
+                log.warning("feature %r has no non-empty row in this dataset: left out", f.name)
+        features = [f for f in features if f.present.any()]
+        self.encoder = self.mae = None
         if features and (s.feature_weight > 0 or s.masked_features):
             adjacency = normalized_adjacency(dataset) if s.propagation_layers > 0 else None
             self.encoder = FeatureEncoder(
                 features, dataset.user_num, dataset.item_num, dim,
                 s.feature_dropout, s.propagation_layers, adjacency, s.feature_rank,
             )
-        masked = [f for f in features if f.name in s.masked_features]
-        self.mae = (
-            MaskedFeatureAutoencoder(masked, dim, s.mask_ratio, s.mae_gamma, s.mask_token)
-            if masked and self.encoder is not None else None
-        )
+            masked = [f for f in features if f.name in s.masked_features]
+            if masked:
+                self.mae = MaskedFeatureAutoencoder(
+                    masked, self.encoder, adjacency, s.propagation_layers, s.mask_ratio, s.mae_gamma, s.mask_token
+                )
         edges = (
             load_augmented_edges(config, dataset, s.augedge_file)
             if s.aug_edge_ratio > 0 else torch.zeros(0, 3, dtype=torch.long)

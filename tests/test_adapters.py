@@ -14,7 +14,7 @@ import torch
 
 from llmaug.adapters import adapt, family_of
 from llmaug.adapters.augedges import load_augmented_edges
-from llmaug.adapters.losses import pruned_mean, reconstruction_loss
+from llmaug.adapters.losses import pruned_mean, reconstruction_errors
 from llmaug.errors import ConfigError, ModelError
 from llmaug.recbole_compat import quiet_recbole
 from llmaug.training import build_config
@@ -48,15 +48,89 @@ def test_pruning_off_is_the_plain_mean_and_keeps_at_least_one():
     assert torch.isclose(pruned_mean(torch.tensor([7.0, 1.0]), 0.99), torch.tensor(1.0))
 
 
-def test_reconstruction_loss_is_one_minus_cosine_to_the_gamma():
+def test_reconstruction_error_is_one_minus_cosine_to_the_gamma():
     target = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     same = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
     orthogonal = torch.tensor([[0.0, 1.0], [5.0, 0.0]])
     opposite = -target
-    assert reconstruction_loss(same, target, 2.0).item() == pytest.approx(0.0, abs=1e-6)
-    assert reconstruction_loss(orthogonal, target, 2.0).item() == pytest.approx(1.0)
-    assert reconstruction_loss(opposite, target, 2.0).item() == pytest.approx(4.0)
-    assert reconstruction_loss(opposite, target, 1.0).item() == pytest.approx(2.0)
+    assert reconstruction_errors(same, target, 2.0).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert reconstruction_errors(orthogonal, target, 2.0).tolist() == pytest.approx([1.0, 1.0])
+    assert reconstruction_errors(opposite, target, 2.0).tolist() == pytest.approx([4.0, 4.0])
+    assert reconstruction_errors(opposite, target, 1.0).tolist() == pytest.approx([2.0, 2.0])
+    # batched: one error per row of every leading index
+    batched = reconstruction_errors(torch.stack([same, opposite]), torch.stack([target, target]), 1.0)
+    assert torch.allclose(batched, torch.tensor([[0.0, 0.0], [2.0, 2.0]]), atol=1e-6)
+
+
+def test_feature_dropout_keeps_one_minus_p_rescaled_and_is_off_in_eval():
+    from llmaug.adapters.features import feature_dropout as dropout
+
+    x = torch.ones(1000, 1000)
+    y = dropout(x, 0.1, training=True)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(0.9, abs=0.002)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    assert not torch.equal(kept, dropout(x, 0.1, training=True) != 0)  # a fresh mask per call
+    assert dropout(x, 0.1, training=False) is x and dropout(x, 0.0, training=True) is x
+
+
+def test_mae_masks_a_fixed_share_of_the_present_rows_uniformly():
+    from llmaug.adapters.features import ITEM, USER, FeatureEncoder, SideFeature
+    from llmaug.adapters.mae import MaskedFeatureAutoencoder
+
+    torch.manual_seed(0)
+    users, items = torch.randn(6, 4), torch.randn(9, 4)
+    users[[0, 2]] = 0  # padding row and a user without a profile
+    items[0] = 0
+    features = [SideFeature("profile", USER, users, users.abs().sum(1) > 0),
+                SideFeature("attrs", ITEM, items, items.abs().sum(1) > 0)]
+    encoder = FeatureEncoder(features, 6, 9, 8, 0.0, 0, None)
+    (group,) = MaskedFeatureAutoencoder(features, encoder, None, 0, 0.5, 2.0).groups
+    counts = torch.zeros(2, 9)
+    for _ in range(400):
+        rows = group.choose()
+        for m, (present, size) in enumerate([(features[0].present, 2), (features[1].present, 4)]):
+            chosen = rows[m, :size]
+            assert chosen.unique().numel() == size and present[chosen].all()  # 50% of 4 and of 8
+            counts[m, chosen] += 1
+    # every present row is drawn about equally often; absent rows never
+    assert counts[0, [0, 2]].sum() == 0 and counts[1, 0] == 0
+    assert counts[0, [1, 3, 4, 5]].min() > 150 and counts[1, 1:].min() > 150
+
+
+def test_a_masked_node_is_encoded_as_if_its_own_feature_were_the_token():
+    # Against a from-scratch computation: replace one node's input by the token, propagate over
+    # the graph (LightGCN layer mean), project; the MAE's closed form must give the same vector.
+    import scipy.sparse as sp
+
+    from llmaug.adapters.features import ITEM, USER, FeatureEncoder, SideFeature, layer_mean
+    from llmaug.adapters.mae import MaskedFeatureAutoencoder
+
+    torch.manual_seed(1)
+    n_users, n_items, layers = 4, 5, 2
+    edges = [(1, 1), (1, 2), (2, 2), (2, 3), (3, 1), (3, 4), (3, 3)]
+    a = sp.lil_matrix((n_users + n_items,) * 2)
+    for u, i in edges:
+        a[u, n_users + i] = a[n_users + i, u] = 1.0
+    degree = np.asarray(a.sum(axis=1)).ravel() + 1e-7
+    adjacency = (sp.diags(degree ** -0.5) @ a.tocsr() @ sp.diags(degree ** -0.5)).tocsr()
+    users, items = torch.randn(n_users, 3), torch.randn(n_items, 3)
+    users[0] = items[0] = 0
+    features = [SideFeature("profile", USER, users, users.abs().sum(1) > 0),
+                SideFeature("attrs", ITEM, items, items.abs().sum(1) > 0)]
+    encoder = FeatureEncoder(features, n_users, n_items, 2, 0.0, layers, adjacency)
+    (group,) = MaskedFeatureAutoencoder(features, encoder, adjacency, layers, 0.5, 2.0).groups
+    rows = torch.tensor([[3, 1], [2, 4]])
+    hidden = group.encode_masked(encoder, rows)
+    for m, (f, offset) in enumerate([(features[0], 0), (features[1], n_users)]):
+        weight = encoder.weights[0][encoder.slot[f.name][1]].detach().double()
+        for j, row in enumerate(rows[m].tolist()):
+            nodes = np.zeros((n_users + n_items, 4))
+            nodes[offset:offset + len(f.values), :3] = f.values.numpy()
+            nodes[offset:offset + len(f.values), 3] = f.present.numpy()
+            nodes[offset + row, :3] = group.token[m].detach().numpy()  # the mask token, own row only
+            expected = torch.from_numpy(layer_mean(adjacency, nodes, layers)[offset + row]) @ weight
+            assert torch.allclose(hidden[m, j].double(), expected, atol=1e-5), (f.name, row)
 
 
 # -- on a real augmented ml-100k -------------------------------------------------------------
@@ -255,8 +329,8 @@ def test_the_models_loss_prunes_the_configured_triplets(data, scope):
 def test_a_reduced_feature_rank_keeps_the_model_working(data):
     model, _ = make(data, "LightGCN", llmaug_feature_rank=32)
     encoder = model.llmaug.encoder
-    assert all(encoder.projections[n].in_features == 32 for n in encoder.names)
+    assert all(encoder.input_width(n) == 32 and encoder.basis(n).shape == (384, 32) for n in encoder.names)
     model.train()
     loss = model.calculate_loss(a_batch(data, "LightGCN"))
     loss.backward()
-    assert torch.isfinite(loss) and encoder.projections["item_text"].weight.grad.abs().sum() > 0
+    assert torch.isfinite(loss) and all(w.grad.abs().sum() > 0 for w in encoder.weights)
