@@ -82,7 +82,7 @@ class _MaskedGroup(nn.Module):
 
     def encode_masked(self, encoder: FeatureEncoder, rows: torch.Tensor) -> torch.Tensor:
         """[M, k, dim]: what the encoder makes of each of ``rows`` with its own feature replaced by
-        the mask token and its neighbours' left as they are (before normalisation)."""
+        the mask token and its neighbours' features left as they are (before normalisation)."""
         token = self.token if self.basis is None else torch.bmm(self.token.unsqueeze(1), self.basis).squeeze(1)
         # Propagated input with the node's own share replaced by the token, neighbours unmasked:
         # P_v + c_v (token - F_v), on the encoder's stacked weights (bias column included).
