@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -229,6 +230,14 @@ def test_dry_run_estimates_without_sending(server, books, tmp_path):
     assert float(priced.stdout.split("total cost: $")[1]) > 0
 
 
+# llmaug as started from a terminal, where Ctrl-C sends SIGINT to a process whose handler is the
+# default. A suite run as a shell background job (`cmd &` in a script) passes SIGINT down
+# *ignored*, and Python then never raises KeyboardInterrupt: restore the terminal's default, so
+# the test checks llmaug's handling and not how the suite was launched.
+IN_A_TERMINAL = [sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "runpy.run_module('llmaug', run_name='__main__', alter_sys=True)"]
+
+
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server, books, tmp_path):
     # Four answers, then every request hangs: the run cannot finish on its own before the
     # interrupt arrives, however slow or fast the machine is.
@@ -237,7 +246,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server, books, tmp_path):
     directory, config = books
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
-        [*LLMAUG, "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+        [*IN_A_TERMINAL, "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
          "--model", "openai/stub-llm", "--api-base", server.base_url, "--concurrency", "2"],
         env={**os.environ, "OPENAI_API_KEY": KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
