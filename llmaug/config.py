@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,8 +56,9 @@ class Settings(BaseModel):
     temperature: float = Field(ge=0, le=2)
     top_p: float = Field(ge=0, le=1)
     max_tokens: int = Field(ge=1)
-    timeout: float = Field(gt=0)
-    concurrency: int = Field(ge=1, le=1024)
+    timeout: Optional[float] = Field(default=None, gt=0)
+    concurrency: Optional[int] = Field(default=None, ge=1, le=1024)
+    structured_output: Literal["auto", "json_schema", "json_object", "off"]
     num_retries: int = Field(ge=0)
     max_reasks: int = Field(ge=0)
     rpm: Optional[int] = Field(default=None, ge=1)
@@ -65,6 +66,11 @@ class Settings(BaseModel):
     fallbacks: list[str]
     prompts: Optional[Path] = None
     output_tokens_estimate: dict[str, int]
+    local_model: Optional[Path] = None
+    local_context: int = Field(ge=256)
+    local_parallel: int = Field(ge=1, le=64)
+    local_threads: Optional[int] = Field(default=None, ge=1)
+    local_server_args: list[str]
 
     @field_validator("split")
     @classmethod

@@ -84,7 +84,8 @@ def get_encoder(settings) -> Encoder:
     """``local`` is the bundled encoder; any other name is a litellm embedding model."""
     if settings.embedding_model == "local":
         return LocalEncoder(settings.embedding_batch_size)
-    return LiteLLMEncoder(settings.embedding_model, settings.embedding_batch_size, settings.api_base, settings.timeout, settings.num_retries)
+    timeout = settings.timeout or 60.0  # an embedding batch is quick on any server
+    return LiteLLMEncoder(settings.embedding_model, settings.embedding_batch_size, settings.api_base, timeout, settings.num_retries)
 
 
 class CachedEncoder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import time
@@ -23,7 +24,7 @@ from .journal import Journal, journal_key
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
 from .records import describe
-from .providers import get_provider
+from .providers import ProviderContext, get_provider
 from .providers.base import Outcome, Provider
 from .run_dir import RunDir
 from .split import Split, split_interactions
@@ -77,24 +78,27 @@ def augment(
                 data.candidates.update(_candidates(run, source, split, settings, reporter))
         item_ids = list(data.item_text)
         item_index = {item: k for k, item in enumerate(item_ids)}
+        context = ProviderContext(data, item_index, None, run.state, reporter.warn)
         if dry_run:  # no encoder either: a paid embedding model would bill for the item texts
-            return _estimate(provider_factory(settings, data, item_index, None), data, run, settings)
+            with contextlib.closing(provider_factory(settings, context)) as provider:
+                return _estimate(provider, data, run, settings)
         counts: dict[str, dict[str, Any]] = {}
         with _load_encoder(settings, run, reporter, timer) as encoder, Journal(run.journal) as journal:
             with timer("item_text_embedding"):
                 item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
-            provider = provider_factory(settings, data, item_index, item_vectors)
+            provider = provider_factory(settings, dataclasses.replace(context, item_vectors=item_vectors))
             augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
             finished = journal.entries()
-            for name in settings.tasks:
-                task = TASKS[name](data)
-                with timer(f"task_{name}"):
-                    entries, counts[name] = _run_task(task, provider, journal, finished, reporter)
-                _collect(task, entries, augmented)
-                if name in EMBEDDED_TASKS:
-                    with timer(f"{name}_embedding"):
-                        ids, texts = _embed_inputs(task, entries)
-                        augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
+            with contextlib.closing(provider):  # stops a managed server on success, error and Ctrl-C
+                for name in settings.tasks:
+                    task = TASKS[name](data)
+                    with timer(f"task_{name}"):
+                        entries, counts[name] = _run_task(task, provider, journal, finished, reporter)
+                    _collect(task, entries, augmented)
+                    if name in EMBEDDED_TASKS:
+                        with timer(f"{name}_embedding"):
+                            ids, texts = _embed_inputs(task, entries)
+                            augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
             skipped_lines = journal.skipped_lines
         with timer("write"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
@@ -259,6 +263,7 @@ def _manifest(source, settings, provider, encoder, split, unknown_items, counts,
         "embedding_model": encoder.name,
         "embedding_cost_usd": round(encoder.cost, 6),
         "template_hashes": getattr(provider, "template_hashes", {}),
+        "structured_output": provider.structured_output,
         "split": {
             "train": len(split.train),
             "valid": len(split.valid),

@@ -36,6 +36,7 @@ class Reporter:
 
     def __init__(self, console: Optional[Console] = None, enabled: bool = True) -> None:
         self.console = console or Console(stderr=True)
+        self._warnings = Console(stderr=True) if self.console.quiet else self.console
         self._progress = Progress(
             TextColumn("{task.description:<20}"),
             BarColumn(bar_width=20),
@@ -57,6 +58,10 @@ class Reporter:
 
     def note(self, message: str) -> None:
         self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        """Shown even with ``--quiet``: a warning is about the result, not about progress."""
+        self._warnings.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def quiet_reporter() -> Reporter:

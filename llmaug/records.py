@@ -12,6 +12,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 # Placeholders an LLM writes when it does not know: stored as empty, never as knowledge.
 _UNKNOWN = re.compile(r"^\s*(unknown|n/?a|none|null|not (specified|available|known|applicable)|unspecified|-+|\?+)?\s*\.?\s*$", re.I)
 _CONTROL = re.compile(r"[\t\r\n\x00-\x1f]+")
+# A profile field or attribute is a few words. The limit is in the schema, so a server decoding under
+# it closes the string instead of rambling to max_tokens (a 270M model did: 512 tokens, 20 s).
+TEXT_MAX_CHARS = 120
 
 
 def clean_text(value: Any) -> Optional[str]:
@@ -42,7 +45,7 @@ class EdgeChoice(BaseModel):
 @lru_cache(maxsize=None)
 def text_record(name: str, fields: tuple[str, ...]) -> type[BaseModel]:
     """A schema of optional text fields (user profile, item attributes) built from config."""
-    spec = {f: (Text, Field(default=None, description=f.replace("_", " "))) for f in fields}
+    spec = {f: (Text, Field(default=None, max_length=TEXT_MAX_CHARS, description=f.replace("_", " "))) for f in fields}
     return create_model(name, __config__=ConfigDict(extra="forbid"), **spec)
 
 

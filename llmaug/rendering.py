@@ -56,7 +56,7 @@ class PromptRenderer:
         variables: dict[str, Any] = {
             **job.context,
             "domain": self.domain,
-            "output_schema": json.dumps(task.schema.model_json_schema(), ensure_ascii=False),
+            "output_schema": json.dumps(task.answer_schema(job), ensure_ascii=False),
         }
         try:
             context = template.new_context(variables)

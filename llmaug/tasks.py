@@ -6,9 +6,11 @@ produce answers, so an offline answer and an LLM answer pass the very same check
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ValidationError
@@ -57,6 +59,19 @@ def _parse(schema: type[BaseModel], answer: Any) -> BaseModel:
         raise AnswerError(f"{where + ': ' if where else ''}{problem['msg']}") from None
 
 
+@lru_cache(maxsize=None)
+def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()
+
+
+@lru_cache(maxsize=None)
+def _numbered_choice_schema(offered: int) -> dict[str, Any]:
+    schema = copy.deepcopy(_json_schema(EdgeChoice))
+    for role in ("liked", "disliked"):
+        schema["properties"][role]["enum"] = list(range(1, offered + 1))
+    return schema
+
+
 class Task:
     name: ClassVar[str]
     entity_kind: ClassVar[str]
@@ -74,6 +89,11 @@ class Task:
     def validate(self, job: Job, answer: Any) -> dict[str, Any]:
         """Return the record to store, or raise ``AnswerError`` saying what is wrong."""
         return _parse(self.schema, answer).model_dump()
+
+    def answer_schema(self, job: Job) -> dict[str, Any]:
+        """The JSON schema of a valid answer to ``job``: shown in its prompt and, where the server
+        decodes under a grammar, sent as ``response_format``."""
+        return _json_schema(self.schema)
 
     def embed_text(self, job: Job, record: dict[str, Any]) -> Optional[str]:
         """Text to encode as this record's feature vector; ``None`` when the task has no feature."""
@@ -116,6 +136,11 @@ class EdgeTask(Task):
         if liked in job.history or disliked in job.history:
             raise AnswerError("the chosen item is already in the user's training history")
         return {"liked": liked, "disliked": disliked}
+
+    def answer_schema(self, job: Job) -> dict[str, Any]:
+        # The offered numbers as an enum: a model decoding under this schema cannot name an item
+        # it was not offered (liked != disliked is beyond JSON schema and left to validation).
+        return _numbered_choice_schema(len(job.candidates))
 
 
 class UserProfileTask(Task):

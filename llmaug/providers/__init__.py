@@ -1,7 +1,10 @@
-"""Providers by name: ``offline`` (no network) or any litellm model string."""
+"""Providers by name: ``offline`` (no network), ``local`` (a llama.cpp server llmaug runs) or any
+litellm model string."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -11,26 +14,50 @@ from ..errors import ConfigError
 from ..prompt_data import PromptData
 from .base import Provider
 
-ProviderFactory = Callable[[Settings, PromptData, dict[str, int], Optional[np.ndarray]], Provider]
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider may use besides the settings."""
+
+    data: PromptData
+    item_index: dict[str, int]
+    item_vectors: Optional[np.ndarray]  # None in a dry run: nothing is embedded
+    state_dir: Path                     # the run's .llmaug directory (server logs)
+    warn: Callable[[str], None]
 
 
-def _offline(settings: Settings, data: PromptData, item_index: dict[str, int], item_vectors: Optional[np.ndarray]) -> Provider:
+ProviderFactory = Callable[[Settings, ProviderContext], Provider]
+
+
+def _offline(settings: Settings, context: ProviderContext) -> Provider:
     from .offline import OfflineProvider
 
-    return OfflineProvider(data, item_index, item_vectors)
+    return OfflineProvider(context.data, context.item_index, context.item_vectors)
 
 
-def _litellm(settings: Settings, data: PromptData, item_index: dict[str, int], item_vectors: Optional[np.ndarray]) -> Provider:
+def _litellm(settings: Settings, context: ProviderContext) -> Provider:
     from ..rendering import PromptRenderer
     from .llm import LiteLLMProvider
 
-    return LiteLLMProvider(settings, PromptRenderer(settings.prompts, settings.domain))
+    return LiteLLMProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.warn)
+
+
+def _local(settings: Settings, context: ProviderContext) -> Provider:
+    from ..rendering import PromptRenderer
+    from .local import LocalProvider
+
+    return LocalProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.state_dir, context.warn)
 
 
 def get_provider(settings: Settings) -> ProviderFactory:
     """Check the model name before anything is written; return how to build its provider."""
     if settings.model == "offline":
         return _offline
+    if settings.model == "local":
+        from .local import check_installed
+
+        check_installed(settings)
+        return _local
     from .llm import import_litellm
 
     litellm = import_litellm()
@@ -38,7 +65,7 @@ def get_provider(settings: Settings) -> ProviderFactory:
         litellm.get_llm_provider(settings.model, api_base=settings.api_base)
     except Exception:
         raise ConfigError(
-            f"unknown model '{settings.model}': use 'offline' or a litellm model string such as "
+            f"unknown model '{settings.model}': use 'offline', 'local' or a litellm model string such as "
             "openai/gpt-4o-mini, ollama_chat/llama3.1, hosted_vllm/<name>, openai/<name> with --api-base"
         ) from None
     return _litellm

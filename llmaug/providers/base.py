@@ -39,6 +39,7 @@ class Provider(ABC):
     """A source of answers; selected by name (``offline`` or a litellm model string)."""
 
     model: str
+    structured_output: Optional[dict[str, Any]] = None  # how answers were constrained, for the manifest
 
     @abstractmethod
     def request_hash(self, task: Task, job: Job) -> str:
@@ -51,3 +52,6 @@ class Provider(ABC):
     @abstractmethod
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
         """Answer ``jobs``, calling ``emit`` once per job as soon as its outcome is final."""
+
+    def close(self) -> None:
+        """Release what the provider started (a managed server); called on success, error and Ctrl-C."""

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sys
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
 from ..config import Settings
@@ -18,8 +19,19 @@ from ..rendering import Messages, PromptRenderer
 from ..secrets import redact
 from ..tasks import AnswerError, Job, Task
 from .base import Emit, Outcome, Provider
+from .servers import is_self_hosted, server_slots
+from .structured import rejects_format, resolve_mode, response_format
 
 PRIMARY = "llmaug-primary"
+API_TIMEOUT = 60.0          # seconds: a hosted API that has not answered by then is stuck
+SELF_HOSTED_TIMEOUT = 600.0  # seconds: a CPU server answers slowly but does answer
+API_CONCURRENCY = 16
+
+Warn = Callable[[str], None]
+
+
+def print_warning(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def import_litellm():
@@ -33,45 +45,69 @@ def import_litellm():
 
 
 class LiteLLMProvider(Provider):
-    def __init__(self, settings: Settings, renderer: PromptRenderer) -> None:
+    def __init__(self, settings: Settings, renderer: PromptRenderer, warn: Warn = print_warning) -> None:
         self.litellm = import_litellm()
         self.settings = settings
-        self.model = settings.model
+        self.model = settings.model    # the run's identity in the journal
+        self.target = settings.model   # the litellm model string requests go to
+        self.api_base = settings.api_base
+        self.api_key: Optional[str] = None
         self.renderer = renderer
+        self.warn = warn
         self.sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": settings.max_tokens}
         self.template_hashes: dict[str, str] = {}
         self._messages: dict[tuple[str, str], Messages] = {}
         self._hashes: dict[tuple[str, str], str] = {}
-        self._formats: dict[str, Optional[dict[str, Any]]] = {}
+        self.self_hosted = is_self_hosted(self.litellm, self.target, self.api_base)
+        self.structured = resolve_mode(settings.structured_output, self.litellm, self.target, self.api_base)
+        self.structured_fallback: Optional[str] = None
+        # A server the user runs is slow, not broken: a request abandoned at 60 s keeps its slot busy
+        # while the re-sent copy queues behind it (llama.cpp computes it to the end regardless).
+        self.timeout = settings.timeout or (SELF_HOSTED_TIMEOUT if self.self_hosted else API_TIMEOUT)
+        self.concurrency = settings.concurrency or self._server_slots() or API_CONCURRENCY
         self.priced = self._in_price_map()  # asked before a Router registers the model at zero cost
-        self.complete = self._router() if settings.rpm or settings.tpm or settings.fallbacks else self._direct()
+        self.complete = self._client()
+
+    def _server_slots(self) -> Optional[int]:
+        """More requests than a self-hosted server has slots only queue there, and time out there."""
+        return server_slots(self.api_base) if self.self_hosted and self.api_base else None
+
+    @property
+    def structured_output(self) -> dict[str, Any]:
+        return {"setting": self.settings.structured_output, "used": self.structured, "fallback": self.structured_fallback}
+
+    def _client(self) -> Callable[..., Awaitable[Any]]:
+        s = self.settings
+        return self._router() if s.rpm or s.tpm or s.fallbacks else self._direct()
 
     def _in_price_map(self) -> bool:
         try:
-            self.litellm.get_model_info(self.model)
+            self.litellm.get_model_info(self.target)
         except Exception:
             return False
         return True
 
     def _params(self, model: str) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": model, "timeout": self.settings.timeout, **self.sampling}
-        if self.settings.api_base:
-            params["api_base"] = self.settings.api_base
+        params: dict[str, Any] = {"model": model, "timeout": self.timeout, **self.sampling}
+        if self.api_base:
+            params["api_base"] = self.api_base
+        if self.api_key:
+            params["api_key"] = self.api_key
         return params
 
     def _direct(self) -> Callable[..., Awaitable[Any]]:
-        params = {**self._params(self.model), "num_retries": self.settings.num_retries}
+        params = {**self._params(self.target), "num_retries": self.settings.num_retries}
         return lambda messages, **extra: self.litellm.acompletion(messages=messages, **params, **extra)
 
     def _router(self) -> Callable[..., Awaitable[Any]]:
         s = self.settings
         deployments = []
-        for k, model in enumerate([s.model, *s.fallbacks]):
+        for k, model in enumerate([self.target, *s.fallbacks]):
             limits = {key: value for key, value in (("rpm", s.rpm), ("tpm", s.tpm)) if value}
             deployments.append({"model_name": PRIMARY if k == 0 else f"llmaug-fallback-{k}", "litellm_params": {**self._params(model), **limits}})
         fallbacks = [{PRIMARY: [d["model_name"] for d in deployments[1:]]}] if s.fallbacks else []
         try:
-            router = self.litellm.Router(model_list=deployments, num_retries=s.num_retries, timeout=s.timeout, fallbacks=fallbacks)
+            router = self.litellm.Router(model_list=deployments, num_retries=s.num_retries, timeout=self.timeout, fallbacks=fallbacks)
         except Exception as exc:  # litellm raises plain exceptions for a malformed model list
             raise ProviderError(f"cannot set up model '{s.model}': {redact(str(exc))}".splitlines()[0]) from None
         return lambda messages, **extra: router.acompletion(model=PRIMARY, messages=messages, **extra)
@@ -84,32 +120,25 @@ class LiteLLMProvider(Provider):
         return self._messages[key]
 
     def request_hash(self, task: Task, job: Job) -> str:
+        """Of the request as configured: a run that fell back to no ``response_format`` keeps the
+        keys, so its answers count as finished for the next run, which would fall back the same way."""
         key = (task.name, job.entity)
         if key not in self._hashes:
-            payload = json.dumps([self.messages(task, job), self.model, self.sampling, self._response_format(task)], sort_keys=True)
+            payload = json.dumps([self.messages(task, job), self.model, self.sampling, self._response_format(task, job)], sort_keys=True)
             self._hashes[key] = hashlib.sha256(payload.encode()).hexdigest()[:16]
         return self._hashes[key]
 
-    def _response_format(self, task: Task) -> Optional[dict[str, Any]]:
-        """Constrained decoding where litellm says the model supports a JSON schema; else the prompt's
-        own format section and validation do the work."""
-        if task.name not in self._formats:
-            try:
-                supported = self.litellm.supports_response_schema(model=self.model)
-            except Exception:
-                supported = False
-            schema = {"name": task.schema.__name__, "schema": task.schema.model_json_schema()}
-            self._formats[task.name] = {"type": "json_schema", "json_schema": schema} if supported else None
-        return self._formats[task.name]
+    def _response_format(self, task: Task, job: Job) -> Optional[dict[str, Any]]:
+        return response_format(self.structured, task.schema.__name__, task.answer_schema(job))
 
     def estimate(self, task: Task, jobs: Sequence[Job]) -> tuple[int, int, Optional[float]]:
         count = self.litellm.token_counter
-        input_tokens = sum(count(model=self.model, messages=self.messages(task, job)) for job in jobs)
+        input_tokens = sum(count(model=self.target, messages=self.messages(task, job)) for job in jobs)
         output_tokens = self.settings.output_tokens_estimate.get(task.name, self.settings.max_tokens) * len(jobs)
         if not self.priced:  # a local or self-hosted model: litellm has no price for it
             return input_tokens, output_tokens, None
         prompt_cost, completion_cost = self.litellm.cost_per_token(
-            model=self.model, prompt_tokens=input_tokens, completion_tokens=output_tokens
+            model=self.target, prompt_tokens=input_tokens, completion_tokens=output_tokens
         )
         return input_tokens, output_tokens, float(prompt_cost + completion_cost)
 
@@ -124,26 +153,27 @@ class LiteLLMProvider(Provider):
         queue: asyncio.Queue[Job] = asyncio.Queue()
         for job in jobs:
             queue.put_nowait(job)
-        response_format = self._response_format(task)
 
         async def worker() -> None:
             while not queue.empty():
                 job = queue.get_nowait()
-                emit(await self._ask(task, job, response_format))
+                emit(await self._ask(task, job))
 
         try:
             async with asyncio.TaskGroup() as group:  # a fatal error in one worker cancels the others
-                for _ in range(min(self.settings.concurrency, len(jobs))):
+                for _ in range(min(self.concurrency, len(jobs))):
                     group.create_task(worker())
         except* ProviderError as fatal:
             raise fatal.exceptions[0] from None
 
-    async def _ask(self, task: Task, job: Job, response_format: Optional[dict[str, Any]]) -> Outcome:
+    async def _ask(self, task: Task, job: Job) -> Outcome:
         litellm = self.litellm
         messages = list(self.messages(task, job))
         outcome = Outcome(job, self.request_hash(task, job))
-        extra = {"response_format": response_format} if response_format else {}
-        for attempt in range(self.settings.max_reasks + 1):
+        attempt = 0
+        while attempt <= self.settings.max_reasks:
+            response_format = None if self.structured_fallback else self._response_format(task, job)
+            extra = {"response_format": response_format} if response_format else {}
             try:
                 response = await self.complete(messages, **extra)
             except (litellm.ContextWindowExceededError, litellm.ContentPolicyViolationError) as exc:
@@ -151,6 +181,9 @@ class LiteLLMProvider(Provider):
                 outcome.error = f"{type(exc).__name__}: {_first_line(exc)}"
                 return outcome
             except (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError, litellm.BadRequestError) as exc:
+                if response_format and isinstance(exc, litellm.BadRequestError) and rejects_format(str(exc)):
+                    self._fall_back(exc)
+                    continue  # the same attempt, asked the way the prompt alone describes
                 raise ProviderError(f"{self.model}: {type(exc).__name__}: {_first_line(exc)}") from None
             except (litellm.APIError, litellm.APIConnectionError, litellm.Timeout, litellm.RateLimitError,
                     litellm.ServiceUnavailableError, litellm.InternalServerError) as exc:
@@ -161,20 +194,29 @@ class LiteLLMProvider(Provider):
             outcome.input_tokens += getattr(usage, "prompt_tokens", 0) or 0
             outcome.output_tokens += getattr(usage, "completion_tokens", 0) or 0
             outcome.cost += self._cost(response)
-            text = response.choices[0].message.content or ""
+            choice = response.choices[0]
+            text = choice.message.content or ""
             try:
                 outcome.record = task.validate(job, text)
                 outcome.error = None
                 return outcome
             except AnswerError as exc:
-                outcome.error, outcome.raw = str(exc), redact(text)
+                cut = f" (the answer was cut off at max_tokens={self.settings.max_tokens})" if choice.finish_reason == "length" else ""
+                outcome.error, outcome.raw = f"{exc}{cut}", redact(text)
                 if attempt < self.settings.max_reasks:
                     outcome.reasks += 1
                     messages += [
                         {"role": "assistant", "content": text},
                         {"role": "user", "content": f"That answer is invalid: {exc}. Reply again with only the corrected JSON object."},
                     ]
+            attempt += 1
         return outcome
+
+    def _fall_back(self, exc: BaseException) -> None:
+        if self.structured_fallback is None:  # requests in flight may all be refused; say it once
+            self.structured_fallback = _first_line(exc)
+            self.warn(f"llmaug: warning: {self.model} refused response_format ({self.structured}); "
+                      f"asking with the prompt's format section only: {self.structured_fallback}")
 
 
 def _first_line(exc: BaseException) -> str:
