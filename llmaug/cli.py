@@ -59,14 +59,24 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="YAML with any setting (field roles, domain, attributes...); flags override it.")
 @click.option("--model", metavar="M",
-              help="'offline' (default, no LLM) or a litellm model string: openai/gpt-4o-mini, azure/<deployment>, "
+              help="'offline' (default, no LLM); 'local' (a llama.cpp server llmaug starts and stops, no key: "
+                   "pip install \"llmaug[local]\"); or a litellm model string: openai/gpt-4o-mini, azure/<deployment>, "
                    "ollama_chat/llama3.1, hosted_vllm/<name>, openai/<name> with --api-base.")
 @click.option("--api-base", metavar="URL", help="Server URL for self-hosted models (vLLM, Ollama, any OpenAI-compatible server).")
 @click.option("--temperature", type=float, metavar="T", help="Sampling temperature (default 0.6, the paper's best).")
 @click.option("--top-p", type=float, metavar="P", help="Nucleus sampling (default 0.1, the paper's best).")
 @click.option("--max-tokens", type=int, metavar="N", help="Answer length limit (default 512).")
-@click.option("--timeout", type=float, metavar="SEC", help="Per-request timeout before a retry (default 60).")
-@click.option("--concurrency", type=int, metavar="N", help="Requests in flight (default 16).")
+@click.option("--timeout", type=float, metavar="SEC",
+              help="Per-request timeout before a retry (default 60 s for a hosted API, 600 s for a self-hosted server).")
+@click.option("--concurrency", type=int, metavar="N",
+              help="Requests in flight (default 16; a llama.cpp server's slot count, read from its /props).")
+@click.option("--structured-output", type=click.Choice(["auto", "json_schema", "json_object", "off"]),
+              help="Send the answer's JSON schema as response_format (auto: to models litellm knows support it "
+                   "and to every self-hosted server; a server that refuses it gets the prompt's format section).")
+@click.option("--local-model", type=click.Path(path_type=Path, dir_okay=False), metavar="GGUF",
+              help="With --model local: serve this GGUF file instead of the bundled Gemma 3 270M.")
+@click.option("--local-context", type=int, metavar="N", help="With --model local: context tokens, shared by the slots (default 8192).")
+@click.option("--local-parallel", type=int, metavar="N", help="With --model local: server slots = requests in flight (default 2).")
 @click.option("--num-retries", type=int, metavar="N", help="Retries on 429 / 5xx / timeouts, with back-off (default 3).")
 @click.option("--max-reasks", type=int, metavar="N", help="Re-ask an invalid answer with its error, at most N times (default 2).")
 @click.option("--embedding-model", metavar="M", help="'local' (bundled all-MiniLM-L6-v2, default) or a litellm embedding model.")
@@ -96,6 +106,7 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, d
     \b
     Examples:
       llmaug augment --dataset ml-100k --out runs/ml-100k
+      llmaug augment --dataset ml-100k --out runs/local --model local --limit-users 20
       llmaug augment --dataset ml-100k --out runs/gpt --model openai/gpt-4o-mini --dry-run
       llmaug augment --dataset ml-100k --out runs/vllm --model openai/Qwen2.5-7B --api-base http://localhost:8000/v1
       llmaug augment --dataset data/books --config books.yaml --out runs/books --tasks edges,users

@@ -263,7 +263,7 @@ def _manifest(source, settings, provider, encoder, split, unknown_items, counts,
         "embedding_model": encoder.name,
         "embedding_cost_usd": round(encoder.cost, 6),
         "template_hashes": getattr(provider, "template_hashes", {}),
-        "structured_output": provider.structured_output,
+        "llm": provider.describe(),
         "split": {
             "train": len(split.train),
             "valid": len(split.valid),

@@ -12,6 +12,10 @@ import pytest
 from tiny_dataset import BOOKS_CONFIG, make_books
 
 LLMAUG = [sys.executable, "-m", "llmaug"]
+# llmaug as a terminal starts it: a suite launched as a background job passes SIGINT down ignored,
+# and Python then never turns a Ctrl-C into KeyboardInterrupt.
+IN_A_TERMINAL = [sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "runpy.run_module('llmaug', run_name='__main__', alter_sys=True)"]
 
 
 def run_llmaug(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

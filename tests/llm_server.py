@@ -54,6 +54,7 @@ class Behaviour:
 
     latency: float = 0.0
     failing_models: frozenset = frozenset()  # requests for these models always get HTTP 500
+    refuse_response_format: bool = False     # a server without structured output: 400 naming it
     # decide(request_number_for_this_prompt, messages) -> ("ok", answer_text) | (status, body) | ("hang", seconds)
     decide: Optional[Callable[[int, list[dict]], tuple]] = None
 
@@ -80,6 +81,8 @@ class LoopbackLLM:
             await asyncio.sleep(self.behaviour.latency)
         if body.get("model") in self.behaviour.failing_models:
             verdict = (500, f"model {body['model']} is broken")
+        elif self.behaviour.refuse_response_format and "response_format" in body:
+            verdict = (400, "Unsupported parameter: 'response_format' is not supported with this model.")
         elif self.behaviour.decide:
             verdict = self.behaviour.decide(self.per_prompt[key], messages)
         else:

@@ -83,3 +83,47 @@ def test_rendering_is_sandboxed_and_strict(tmp_path):
 
     with pytest.raises(ConfigError, match="unsafe"):
         PromptRenderer(tmp_path, "movie").render(task, job)
+
+
+@pytest.mark.parametrize(
+    "model, api_base, self_hosted, mode",
+    [
+        ("openai/gpt-4o-mini", None, False, "json_schema"),          # litellm's table says yes
+        ("openai/my-finetune", None, False, "off"),                   # unknown and hosted: the prompt alone
+        ("openai/gemma", "http://127.0.0.1:8089/v1", True, "json_schema"),  # any OpenAI-compatible server
+        ("hosted_vllm/Qwen2.5-7B", "http://127.0.0.1:8000/v1", True, "json_schema"),
+        ("ollama_chat/llama3.1", None, True, "json_schema"),
+    ],
+)
+def test_auto_structured_output_reaches_self_hosted_servers(model, api_base, self_hosted, mode):
+    from llmaug.providers.llm import import_litellm
+    from llmaug.providers.servers import is_self_hosted
+    from llmaug.providers.structured import resolve_mode
+
+    litellm = import_litellm()
+    assert is_self_hosted(litellm, model, api_base) is self_hosted
+    assert resolve_mode("auto", litellm, model, api_base) == mode
+    assert resolve_mode("off", litellm, model, api_base) == "off"
+
+
+@pytest.mark.parametrize(
+    "message, refused",
+    [
+        ("Unable to generate parser for this template. Automatic parser generation failed: JSON schema error at #", True),  # llama.cpp
+        ("Unsupported parameter: 'response_format' is not supported with this model.", True),  # OpenAI
+        ("litellm.UnsupportedParamsError: ollama does not support parameters: {'response_format': ...}", True),
+        ("Grammar compilation failed", True),  # vLLM / xgrammar
+        ("request (520 tokens) exceeds the available context size (512 tokens)", False),
+        ("Invalid value for 'temperature'", False),
+    ],
+)
+def test_a_refused_response_format_is_told_from_other_bad_requests(message, refused):
+    from llmaug.providers.structured import rejects_format
+
+    assert rejects_format(message) is refused
+
+
+def test_edge_schema_offers_exactly_the_candidate_numbers():
+    schema = EdgeTask.answer_schema(None, edge_job())
+    assert schema["properties"]["liked"]["enum"] == schema["properties"]["disliked"]["enum"] == [1, 2, 3]
+    assert "enum" not in EdgeTask.schema.model_json_schema()["properties"]["liked"]  # the shared schema is untouched

@@ -8,13 +8,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import LLMAUG, run_llmaug
+from conftest import IN_A_TERMINAL, LLMAUG, run_llmaug
 from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
 from tiny_dataset import BOOKS_CONFIG
 
@@ -234,10 +233,6 @@ def test_dry_run_estimates_without_sending(server, books, tmp_path):
 # default. A suite run as a shell background job (`cmd &` in a script) passes SIGINT down
 # *ignored*, and Python then never raises KeyboardInterrupt: restore the terminal's default, so
 # the test checks llmaug's handling and not how the suite was launched.
-IN_A_TERMINAL = [sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                 "runpy.run_module('llmaug', run_name='__main__', alter_sys=True)"]
-
-
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server, books, tmp_path):
     # Four answers, then every request hangs: the run cannot finish on its own before the
     # interrupt arrives, however slow or fast the machine is.
@@ -262,6 +257,47 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server, books, tmp_path):
     assert process.returncode == 130
     assert "run the same command again" in stderr and "Traceback" not in stderr
     assert sum(entry["status"] == "accepted" for entry in journal(out)) == 4  # every answer received is kept
+
+
+def test_a_self_hosted_model_gets_the_schema_with_the_offered_numbers_and_a_patient_timeout(server, books, tmp_path):
+    out = tmp_path / "hosted"
+    result = augment(server, books, out, "--tasks", "edges,users")
+    assert result.returncode == 0, result.stderr
+    formats = {r["body"]["response_format"]["json_schema"]["name"]: r["body"]["response_format"] for r in server.requests}
+    edge_schema = formats["EdgeChoice"]["json_schema"]["schema"]
+    assert edge_schema["properties"]["liked"]["enum"] == edge_schema["properties"]["disliked"]["enum"] == [1, 2, 3, 4, 5]
+    profile_schema = formats["UserProfile"]["json_schema"]["schema"]
+    assert all(any(o.get("maxLength") for o in field["anyOf"]) for field in profile_schema["properties"].values())
+    llm = manifest(out)["llm"]
+    assert (llm["structured_output_used"], llm["self_hosted"], llm["timeout_s"], llm["concurrency"]) == ("json_schema", True, 600, 16)
+
+
+@pytest.mark.parametrize("mode, sent", [("off", None), ("json_object", {"type": "json_object"})])
+def test_structured_output_can_be_chosen(server, books, tmp_path, mode, sent):
+    out = tmp_path / mode
+    result = augment(server, books, out, "--tasks", "items", "--structured-output", mode)
+    assert result.returncode == 0, result.stderr
+    assert all(r["body"].get("response_format") == sent for r in server.requests)
+    assert manifest(out)["llm"]["structured_output_used"] == mode
+
+
+def test_a_server_that_refuses_response_format_gets_one_warning_and_the_prompt_alone(server, books, tmp_path):
+    server.behaviour = Behaviour(refuse_response_format=True)
+    out = tmp_path / "plain"
+    result = augment(server, books, out, "--tasks", "items,edges", "--concurrency", "4")
+    assert result.returncode == 0, result.stderr
+    assert all(t["accepted"] == t["requested"] for t in manifest(out)["tasks"].values())
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "refused response_format" in warnings[0] and "not supported" in warnings[0]
+    llm = manifest(out)["llm"]
+    assert llm["structured_output_used"] == "off" and "not supported" in llm["structured_output_fallback"]
+    refused = [r for r in server.requests if "response_format" in r["body"]]
+    assert 1 <= len(refused) <= 4  # only the requests in flight when the first refusal came back
+    assert len(server.requests) - len(refused) == 60
+
+    server.requests.clear()  # the fallback keeps the journal keys: a re-run asks nothing again
+    again = augment(server, books, out, "--tasks", "items,edges")
+    assert again.returncode == 0 and server.requests == []
 
 
 def test_a_priced_model_gets_response_format_and_its_cost_is_counted(server, books, tmp_path):

@@ -39,7 +39,6 @@ class Provider(ABC):
     """A source of answers; selected by name (``offline`` or a litellm model string)."""
 
     model: str
-    structured_output: Optional[dict[str, Any]] = None  # how answers were constrained, for the manifest
 
     @abstractmethod
     def request_hash(self, task: Task, job: Job) -> str:
@@ -52,6 +51,10 @@ class Provider(ABC):
     @abstractmethod
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
         """Answer ``jobs``, calling ``emit`` once per job as soon as its outcome is final."""
+
+    def describe(self) -> dict[str, Any]:
+        """How requests were made (the manifest's ``llm``): what a reader needs to judge the answers."""
+        return {}
 
     def close(self) -> None:
         """Release what the provider started (a managed server); called on success, error and Ctrl-C."""

@@ -72,9 +72,15 @@ class LiteLLMProvider(Provider):
         """More requests than a self-hosted server has slots only queue there, and time out there."""
         return server_slots(self.api_base) if self.self_hosted and self.api_base else None
 
-    @property
-    def structured_output(self) -> dict[str, Any]:
-        return {"setting": self.settings.structured_output, "used": self.structured, "fallback": self.structured_fallback}
+    def describe(self) -> dict[str, Any]:
+        return {
+            "structured_output": self.settings.structured_output,
+            "structured_output_used": "off" if self.structured_fallback else self.structured,
+            "structured_output_fallback": self.structured_fallback,
+            "self_hosted": self.self_hosted,
+            "timeout_s": self.timeout,
+            "concurrency": self.concurrency,
+        }
 
     def _client(self) -> Callable[..., Awaitable[Any]]:
         s = self.settings

@@ -186,9 +186,8 @@ class LocalProvider(LiteLLMProvider):
         self.server = LlamaServer(self.gguf, settings.local_context, settings.local_parallel, settings.local_threads,
                                   settings.local_server_args, state_dir / "local-server.log")
 
-    @property
-    def structured_output(self) -> dict[str, Any]:
-        return {**super().structured_output, "server": " ".join(self.server.command[1:])}
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "server": "llama-server " + " ".join(self.server.command[1:])}
 
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
         if jobs and self.server.process is None:

@@ -1,0 +1,209 @@
+"""A real LLM: llama.cpp's llama-server serving Gemma 3 270M (both from PyPI, the "local" extra),
+driven through the CLI as a user would, both as a server the user runs (`--api-base`) and as the
+server llmaug manages itself (`--model local`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import IN_A_TERMINAL, LLMAUG, run_llmaug
+from llmaug.config import load_settings
+from llmaug.inspect import render_messages
+from llmaug.providers.local import LlamaServer, model_path
+
+GEMMA = "local/gemma-3-270m-q4_k_m"
+
+
+@pytest.fixture(scope="module")
+def gemma_server(tmp_path_factory):
+    """A llama-server the test runs, as a user runs theirs: two slots, 4,096 tokens each."""
+    with LlamaServer(model_path(load_settings()), context=8192, parallel=2, threads=None, extra_args=[],
+                     log=tmp_path_factory.mktemp("server") / "server.log") as server:
+        yield server
+
+
+def augment_args(books, out: Path, *extra: str) -> list[str]:
+    directory, config = books
+    return ["augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet", *extra]
+
+
+def journal(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / ".llmaug" / "journal.jsonl").read_text().splitlines() if line.strip()]
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def llama_servers_under(pid: int) -> set[int]:
+    """llama-server processes that are children of ``pid``."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return set()
+    return {int(c) for c in children if _comm(int(c)) == "llama-server"}
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def watch(process: subprocess.Popen, until, timeout: float = 300) -> set[int]:
+    """Poll while ``process`` runs; return the llama-servers it started. Stops when ``until()``."""
+    servers: set[int] = set()
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None and not until():
+        servers |= llama_servers_under(process.pid)
+        time.sleep(0.1)
+    return servers
+
+
+def wait_gone(pids: set[int], seconds: float = 15) -> set[int]:
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return {p for p in pids if alive(p)}
+
+
+def journal_lines(out: Path) -> int:
+    path = out / ".llmaug" / "journal.jsonl"
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def server_token_count(server: LlamaServer, messages: list[dict]) -> int:
+    prompt = httpx.post(f"{server.url}/apply-template", json={"messages": messages}, timeout=30).json()["prompt"]
+    return len(httpx.post(f"{server.url}/tokenize", json={"content": prompt, "add_special": True}, timeout=30).json()["tokens"])
+
+
+def test_a_self_hosted_server_gets_the_schema_and_answers_every_request(gemma_server, books, tmp_path):
+    """The run that once got 0 of 12 answers: 4 users, 4 items, every default."""
+    out = tmp_path / "served"
+    result = run_llmaug(*augment_args(books, out, "--model", "openai/gemma", "--api-base", f"{gemma_server.url}/v1",
+                                      "--limit-users", "4", "--limit-items", "4"), env={"OPENAI_API_KEY": "sk-unused"})
+    assert result.returncode == 0, result.stderr
+    llm = manifest(out)["llm"]
+    assert (llm["structured_output_used"], llm["self_hosted"], llm["timeout_s"], llm["concurrency"]) == ("json_schema", True, 600, 2)
+    tasks = manifest(out)["tasks"]
+    assert all(t["requested"] == 4 and t["unanswered"] == 0 and t["accepted"] + t["failed"] == 4 for t in tasks.values())
+    assert tasks["edges"]["accepted"] >= 1 and tasks["items"]["accepted"] >= 1
+
+    entries = journal(out)
+    assert len(entries) == 12
+    pools = dict(line.split("\t") for line in (out / "served.candidates").read_text(encoding="utf-8").splitlines()[1:])
+    for entry in entries:
+        if entry["task"] == "edges" and entry["status"] == "accepted":
+            offered = pools[entry["entity"]].split()
+            assert entry["record"]["liked"] in offered and entry["record"]["disliked"] in offered
+            assert entry["record"]["liked"] != entry["record"]["disliked"]
+    # Token counts are the server's: its own chat template and tokenizer give the same number.
+    settings = load_settings(books[1])
+    for entry in [e for e in entries if e["reasks"] == 0 and e["task"] != "edges"][:3]:
+        messages = render_messages(str(books[0]), settings, entry["task"], entry["entity"])
+        assert entry["input_tokens"] == server_token_count(gemma_server, messages)
+        assert entry["output_tokens"] > 0
+
+
+def test_local_model_starts_answers_and_stops_its_server(books, tmp_path):
+    out = tmp_path / "local"
+    process = subprocess.Popen([*LLMAUG, *augment_args(books, out, "--model", "local", "--limit-users", "3", "--limit-items", "3")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    servers = watch(process, until=lambda: False)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert len(servers) == 1 and not wait_gone(servers)
+    m = manifest(out)
+    assert m["model"] == GEMMA and m["llm"]["structured_output_used"] == "json_schema" and m["llm"]["concurrency"] == 2
+    assert "--parallel 2" in m["llm"]["server"] and "--host 127.0.0.1" in m["llm"]["server"]
+    assert sum(t["accepted"] + t["failed"] for t in m["tasks"].values()) == 9
+    assert all(e["model"] == GEMMA and e["input_tokens"] > 0 for e in journal(out))
+    assert "RecBole dataset written" in stdout
+
+
+def test_kill_9_mid_run_leaves_no_server_and_resume_repeats_no_finished_request(books, tmp_path):
+    out = tmp_path / "killed"
+    command = [*LLMAUG, *augment_args(books, out, "--model", "local", "--tasks", "edges,items", "--limit-users", "8", "--limit-items", "6")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = watch(process, until=lambda: journal_lines(out) >= 3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(servers) == 1 and not wait_gone(servers), "the server outlived llmaug's kill -9"
+    before = {e["key"] for e in journal(out)}
+    assert 3 <= len(before) < 14 and not (out / "manifest.json").exists()
+
+    resumed = run_llmaug(*command[len(LLMAUG):])
+    assert resumed.returncode == 0, resumed.stderr
+    entries = journal(out)
+    final = [e["key"] for e in entries if e["status"] in ("accepted", "failed")]
+    assert len(final) == len(set(final)) == 14, "a finished request was asked again"
+    counts = manifest(out)["tasks"]
+    assert sum(t["from_earlier_run"] for t in counts.values()) >= len(before)
+
+
+def test_a_prompt_over_the_context_window_fails_alone(books, tmp_path):
+    """Book edge and profile prompts are 430-550 tokens, item prompts ~220: a 256-token server
+    refuses the first two kinds, each as one request's failure, and answers the third."""
+    out = tmp_path / "small"
+    result = run_llmaug(*augment_args(books, out, "--model", "local", "--local-context", "256", "--local-parallel", "1",
+                                      "--limit-users", "2", "--limit-items", "2"))
+    assert result.returncode == 0, result.stderr
+    tasks = manifest(out)["tasks"]
+    assert (tasks["edges"]["failed"], tasks["users"]["failed"]) == (2, 2)
+    assert tasks["items"]["accepted"] + tasks["items"]["failed"] == 2 and tasks["items"]["accepted"] >= 1
+    refused = [e for e in journal(out) if e["task"] in ("edges", "users")]
+    assert all("ContextWindowExceededError" in e["error"] and e["reasks"] == 0 for e in refused)
+
+
+def test_ctrl_c_stops_the_server(books, tmp_path):
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen([*IN_A_TERMINAL, *augment_args(books, out, "--model", "local", "--tasks", "edges")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        servers = watch(process, until=lambda: journal_lines(out) >= 2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert len(servers) == 1 and not wait_gone(servers)
+
+
+def test_an_error_after_the_server_started_stops_it(books, tmp_path):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "items.jinja").write_text("{% block user %}{{ no_such_variable }}{% endblock %}", encoding="utf-8")
+    out = tmp_path / "broken"
+    process = subprocess.Popen(
+        [*LLMAUG, *augment_args(books, out, "--model", "local", "--tasks", "edges,items", "--limit-users", "2", "--prompts", str(prompts))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    servers = watch(process, until=lambda: False)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2 and stderr.strip().splitlines() == ["llmaug: error: prompt template items.jinja: 'no_such_variable' is undefined"]
+    assert len(servers) == 1 and not wait_gone(servers)
+    assert sum(e["status"] == "accepted" for e in journal(out)) >= 1  # the edges answered before the error are kept
+
+
+def test_a_missing_gguf_is_one_line_before_anything_is_written(books, tmp_path):
+    out = tmp_path / "nofile"
+    result = run_llmaug(*augment_args(books, out, "--model", "local", "--local-model", str(tmp_path / "absent.gguf")))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "absent.gguf is not a file" in result.stderr and not out.exists()
