@@ -40,7 +40,8 @@ class RunDir:
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out} exists and is not a directory")
         marker = self.state / "run.json"
-        if out.is_dir() and any(out.iterdir()) and not marker.is_file():
+        # A journal alone (answers committed elsewhere, copied in to rebuild a dataset) is a run too.
+        if out.is_dir() and any(out.iterdir()) and not marker.is_file() and not self.journal.is_file():
             raise OutputError(f"--out {out} is not empty and was not written by llmaug; choose another directory")
         if marker.is_file():
             try:

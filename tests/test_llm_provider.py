@@ -131,6 +131,20 @@ def test_prose_and_unoffered_items_are_reasked_then_recorded_as_failures(server,
     assert len(lines) - 1 == tasks["edges"]["accepted"]
 
 
+def test_a_committed_journal_rebuilds_the_dataset_without_asking_again(server, books, tmp_path):
+    first = tmp_path / "first"
+    assert augment(server, books, first, "--tasks", "edges,items").returncode == 0
+    rebuilt = tmp_path / "rebuilt"
+    (rebuilt / ".llmaug").mkdir(parents=True)
+    for state in [*first.glob(".llmaug/candidates-*.json"), first / ".llmaug" / "journal.jsonl"]:
+        (rebuilt / ".llmaug" / state.name).write_bytes(state.read_bytes())
+    server.requests.clear()
+    result = augment(server, books, rebuilt, "--tasks", "edges,items")
+    assert result.returncode == 0, result.stderr
+    assert server.requests == []
+    assert (rebuilt / "rebuilt.augedge").read_text(encoding="utf-8") == (first / "first.augedge").read_text(encoding="utf-8")
+
+
 def test_kill_9_then_resume_repeats_no_finished_request(server, books, tmp_path):
     server.behaviour = Behaviour(latency=0.15)
     directory, config = books

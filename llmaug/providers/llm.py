@@ -61,8 +61,8 @@ class LiteLLMProvider(Provider):
         self.self_hosted = is_self_hosted(self.litellm, self.target, self.api_base)
         self.structured = resolve_mode(settings.structured_output, self.litellm, self.target, self.api_base)
         self.structured_fallback: Optional[str] = None
-        # A server the user runs is slow, not broken: a request abandoned at 60 s keeps its slot busy
-        # while the re-sent copy queues behind it (llama.cpp computes it to the end regardless).
+        # A server the user runs is slow, not broken: a request abandoned at 60 s starts over as a
+        # copy queued behind the others, and some servers go on computing the abandoned one.
         self.timeout = settings.timeout or (SELF_HOSTED_TIMEOUT if self.self_hosted else API_TIMEOUT)
         self.concurrency = settings.concurrency or self._server_slots() or API_CONCURRENCY
         self.priced = self._in_price_map()  # asked before a Router registers the model at zero cost
