@@ -84,7 +84,9 @@ def get_encoder(settings) -> Encoder:
     """``local`` is the bundled encoder; any other name is a litellm embedding model."""
     if settings.embedding_model == "local":
         return LocalEncoder(settings.embedding_batch_size)
-    timeout = settings.timeout or 60.0  # an embedding batch is quick on any server
+    from .providers.llm import API_TIMEOUT
+
+    timeout = settings.timeout or API_TIMEOUT  # an embedding batch is quick on any server
     return LiteLLMEncoder(settings.embedding_model, settings.embedding_batch_size, settings.api_base, timeout, settings.num_retries)
 
 

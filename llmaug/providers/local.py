@@ -106,14 +106,12 @@ class LlamaServer:
     """One llama-server process on 127.0.0.1; ``with`` it to be sure it stops."""
 
     def __init__(self, model: Path, context: int, parallel: int, threads: Optional[int], extra_args: Sequence[str], log: Path) -> None:
-        self.model = model
         self.log = log
-        self.port = _free_port()
-        self.command = [
-            str(_binary()), "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port),
-            "--ctx-size", str(context), "--parallel", str(parallel), "--no-webui",
+        self.args = [
+            "--model", str(model), "--host", "127.0.0.1", "--ctx-size", str(context), "--parallel", str(parallel), "--no-webui",
             *(["--threads", str(threads)] if threads else []), *extra_args,
         ]
+        self.port: Optional[int] = None
         self.process: Optional[subprocess.Popen] = None
 
     @property
@@ -121,10 +119,11 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LlamaServer":
+        self.port = _free_port()  # chosen at start: a run may reach its first request minutes after setup
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [str(_binary()), *self.args, "--port", str(self.port)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent_hook(),
             )
         try:
@@ -187,7 +186,7 @@ class LocalProvider(LiteLLMProvider):
                                   settings.local_server_args, state_dir / "local-server.log")
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "server": "llama-server " + " ".join(self.server.command[1:])}
+        return {**super().describe(), "server": "llama-server " + " ".join(self.server.args)}
 
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
         if jobs and self.server.process is None:
