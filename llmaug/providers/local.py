@@ -181,9 +181,11 @@ class LocalProvider(LiteLLMProvider):
         super().__init__(served, renderer, warn)
         self.model = f"local/{self.gguf.stem}"  # what the journal keys on: another GGUF asks again
         self.api_key = "llmaug-local"  # the server needs none; the OpenAI client insists on one
-        self.concurrency = settings.concurrency or settings.local_parallel
         self.server = LlamaServer(self.gguf, settings.local_context, settings.local_parallel, settings.local_threads,
                                   settings.local_server_args, state_dir / "local-server.log")
+
+    def _server_slots(self) -> Optional[int]:
+        return self.settings.local_parallel  # the server llmaug starts has exactly these; nothing to ask
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "server": "llama-server " + " ".join(self.server.args)}
