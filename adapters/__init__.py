@@ -7,8 +7,9 @@
 RecBole's ``config_file_list``.
 """
 
-from .families import REGISTRY, family_of
 from .model import AdapterMixin, adapt
 from .settings import DEFAULTS_FILE, AdapterSettings
+from .shapes import REFUSED, REGISTRY, Shape, forward_shape, shape_of, tables_shape
 
-__all__ = ["adapt", "AdapterMixin", "AdapterSettings", "DEFAULTS_FILE", "REGISTRY", "family_of"]
+__all__ = ["adapt", "AdapterMixin", "AdapterSettings", "DEFAULTS_FILE", "REGISTRY", "REFUSED", "Shape",
+           "forward_shape", "tables_shape", "shape_of"]

@@ -16,33 +16,19 @@ def kept_count(n: int, prune_ratio: float) -> int:
     return max(1, n - int(prune_ratio * n))
 
 
-def pruned_mean(losses: torch.Tensor, prune_ratio: float) -> torch.Tensor:
-    """Mean of the smallest (1 - w4) fraction of per-triplet losses (Eq. 7 as written).
+def pruned_sum(losses: torch.Tensor, prune_ratio: float) -> torch.Tensor:
+    """Sum of the smallest (1 - w4) fraction of per-triplet losses (Eq. 7 on the LLM's triplets).
 
     The largest losses are the likely noise (an LLM pseudo-label the model confidently disagrees
     with) and are dropped. The reference code sorts log-sigmoid scores ascending and keeps the
-    head, which keeps the largest losses instead: the opposite of the paper.
+    head, which keeps the largest losses instead: the opposite of the paper. Only the LLM's
+    triplets are candidates: the dataset's own interactions stay in the base model's own loss.
     """
     n = losses.numel()
     keep = kept_count(n, prune_ratio)
     if keep >= n:
-        return losses.mean()
-    kept = torch.topk(losses, keep, largest=False, sorted=False).values
-    return kept.mean()
-
-
-def pruned_mean_of_part(losses: torch.Tensor, start: int, prune_ratio: float) -> torch.Tensor:
-    """Mean over ``losses[:start]`` (all kept) and the smallest (1 - w4) share of ``losses[start:]``.
-
-    Eq. 7 restricted to the augmented triplets: only the LLM's pseudo-labels are candidates for
-    noise; the dataset's own interactions are always kept.
-    """
-    head, tail = losses[:start], losses[start:]
-    if tail.numel() == 0:
-        return head.mean()
-    keep = kept_count(tail.numel(), prune_ratio)
-    kept = torch.topk(tail, keep, largest=False, sorted=False).values if keep < tail.numel() else tail
-    return (head.sum() + kept.sum()) / (head.numel() + kept.numel())
+        return losses.sum()
+    return torch.topk(losses, keep, largest=False, sorted=False).values.sum()
 
 
 def reconstruction_errors(decoded: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -1,35 +1,42 @@
-"""``adapt(ModelClass)``: a RecBole model class trained on LLM-augmented data, RecBole unchanged.
+"""``adapt(ModelClass)``: a RecBole model class trained on LLM-augmented data, its own objective kept.
 
 The adapted class subclasses the base model, so the base model builds (and initialises) itself
-exactly as it would alone, then the adapter adds its own submodules. It overrides only the
-three methods RecBole's Trainer calls -- ``calculate_loss``, ``predict``, ``full_sort_predict``
--- so RecBole's own Trainer trains it, evaluates it with full ranking, early-stops it on the
-validation split and checkpoints it (the adapter's parameters are in ``state_dict``).
+exactly as it would alone; then the adapter adds its submodules and puts h = e + w1 * sum_k f_k
+where the model reads its representations (see ``shapes``). The base model's own
+``calculate_loss``, ``predict`` and ``full_sort_predict`` therefore run on h, unchanged, and
+RecBole's own Trainer (NCL's E-step included) trains, evaluates, early-stops and checkpoints it.
+``calculate_loss`` adds LLMRec's terms to the model's loss: BPR on the LLM-made triplets with
+Eq. 7 pruning, the MAE reconstruction loss and the adapter's weight decay.
+
+With every LLMRec part off the adapter installs nothing and draws no random number, so the
+adapted model trains exactly as the base model does (the support-matrix test checks this).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from llmaug.errors import ModelError
 
 from .augedges import load_augmented_edges, sample_edges
-from .families import Family, family_of
 from .features import FeatureEncoder, load_side_features, normalized_adjacency
-from .losses import bpr_per_triplet, pruned_mean, pruned_mean_of_part
+from .losses import bpr_per_triplet, pruned_sum
 from .mae import MaskedFeatureAutoencoder
 from .settings import AdapterSettings
+from .shapes import FORWARD, Shape, shape_of
 
 log = logging.getLogger(__name__)
 
 
 class Adapter(nn.Module):
-    """The adapter's own state: feature encoder, MAE, augmented edges, knobs."""
+    """The adapter's own state: feature encoder, MAE, augmented edges, knobs, the step's terms."""
 
-    def __init__(self, config, dataset, dim: int, device):
+    def __init__(self, config, dataset, dim: int):
         super().__init__()
         self.settings = s = AdapterSettings.from_config(config)
         features = load_side_features(config, dataset, s.features) if s.features else []
@@ -54,120 +61,199 @@ class Adapter(nn.Module):
             if s.aug_edge_ratio > 0 else torch.zeros(0, 3, dtype=torch.long)
         )
         self.register_buffer("aug_edges", edges, persistent=False)
+        self._terms = None
+        self._in_step = False
 
-    def feature_terms(self, training: bool):
-        """(user_term, item_term, reconstruction loss or None); the MAE runs only in training."""
-        user_term, item_term = self.encoder()
-        fr_loss = self.mae.loss(self.encoder) if training and self.mae is not None else None
-        return user_term, item_term, fr_loss
+    @property
+    def substitutes(self) -> bool:
+        """Whether h differs from e at all (features present and w1 > 0)."""
+        return self.encoder is not None and self.settings.feature_weight > 0
 
-    def l2(self) -> torch.Tensor:
-        return sum(p.pow(2).sum() for p in self.parameters())
+    def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(w1 * user term [n_users, d], w1 * item term [n_items, d]).
+
+        Computed once per training step (one dropout mask for every lookup of the step) and once
+        per evaluation; outside a step in training mode, afresh on every call.
+        """
+        if self._terms is not None:
+            return self._terms
+        users, items = self.encoder()
+        w = self.settings.feature_weight
+        terms = (w * users, w * items)
+        if self._in_step or not self.training:
+            self._terms = terms
+        return terms
+
+    def user_term(self) -> torch.Tensor:
+        return self.terms()[0]
+
+    def item_term(self) -> torch.Tensor:
+        return self.terms()[1]
+
+    def begin_step(self) -> None:
+        self._terms, self._in_step = None, True
+
+    def end_step(self) -> None:
+        self._terms, self._in_step = None, False
+
+    def forget(self) -> None:
+        """Parameters or mode changed: cached evaluation terms are stale."""
+        self._terms = None
+
+    def regularisation(self) -> torch.Tensor | None:
+        """w2 * ||adapter parameters||^2 (the base model keeps its own regulariser)."""
+        params = list(self.parameters())
+        if self.settings.weight_decay <= 0 or not params:
+            return None
+        return self.settings.weight_decay * sum(p.pow(2).sum() for p in params)
+
+
+class FeatureEmbedding(nn.Embedding):
+    """An id embedding table whose rows read h = e + w1 * f, for lookups and ``.weight`` alike.
+
+    Swapped in as the class of the model's own table, so the parameter, its name in the
+    state_dict and its place in the optimiser stay the base model's. A lookup gathers only the
+    rows it needs from the adapter's term.
+    """
+
+    term: Callable[[], torch.Tensor]  # the adapter's user_term or item_term
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._parameters["weight"] + self.term()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        own = F.embedding(ids, self._parameters["weight"], self.padding_idx, self.max_norm, self.norm_type,
+                          self.scale_grad_by_freq, self.sparse)
+        return own + self.term()[ids]
 
 
 class AdapterMixin:
     """Mixed in before a RecBole model class by :func:`adapt`; see the module docstring."""
 
-    llmaug_family: Family
+    llmaug_shape: Shape
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        dim = self._llmaug_representation_dim()
-        self.llmaug = Adapter(config, dataset, dim, self.device)
-        self._llmaug_cache = None
+        self._llmaug_h = None  # (users, items) the step's first forward() returned
+        if self.llmaug_shape.substitute == FORWARD:
+            dim = self._llmaug_forward_dim()
+            self.llmaug = Adapter(config, dataset, dim)
+        else:
+            tables = self._llmaug_tables()
+            self.llmaug = Adapter(config, dataset, tables[0][0].embedding_dim)
+            if self.llmaug.substitutes:
+                for user_table, item_table in tables:
+                    for table, term in ((user_table, self.llmaug.user_term), (item_table, self.llmaug.item_term)):
+                        table.__class__ = FeatureEmbedding
+                        table.term = term
 
-    # -- representations -------------------------------------------------------------------
+    # -- where h goes ------------------------------------------------------------------------
 
-    def _llmaug_representation_dim(self) -> int:
+    def _llmaug_forward_dim(self) -> int:
         # One probe forward, without disturbing the RNG streams base and adapted runs share.
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            users, items = self.llmaug_family.representations(self)
+        args = self.llmaug_shape.forward_args(self)
+        devices = [self.device] if torch.device(self.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            out = super().forward(*args)
         ok = (
-            isinstance(users, torch.Tensor) and isinstance(items, torch.Tensor)
-            and users.dim() == 2 and items.dim() == 2
-            and users.shape[0] == self.n_users and items.shape[0] == self.n_items
-            and users.shape[1] == items.shape[1]
+            isinstance(out, (tuple, list)) and len(out) >= 2
+            and all(isinstance(t, torch.Tensor) and t.dim() == 2 for t in out[:2])
+            and out[0].shape[0] == self.n_users and out[1].shape[0] == self.n_items
+            and out[0].shape[1] == out[1].shape[1]
         )
         if not ok:
             raise ModelError(
-                f"cannot adapt {type(self).__name__}: its representations are not "
-                f"[n_users, d] and [n_items, d] matrices"
+                f"cannot adapt {type(self).__name__}: its forward() does not return [n_users, d] and "
+                f"[n_items, d] representations; register it with tables_shape(...) (docs/ADAPTING.md)"
             )
-        return int(users.shape[1])
+        return int(out[0].shape[1])
 
-    def llmaug_representations(self):
-        """(users, items, reconstruction loss or None): h = e + w1 * sum_k normalised f_k."""
-        users, items = self.llmaug_family.representations(self)
-        settings, fr_loss = self.llmaug.settings, None
-        if self.llmaug.encoder is not None:
-            user_term, item_term, fr_loss = self.llmaug.feature_terms(self.training)
-            if settings.feature_weight > 0:
-                users = users + settings.feature_weight * user_term
-                items = items + settings.feature_weight * item_term
-        return users, items, fr_loss
-
-    def _llmaug_eval_representations(self):
-        if self.training:
-            users, items, _ = self.llmaug_representations()
-            return users, items
-        if self._llmaug_cache is None:
-            users, items, _ = self.llmaug_representations()
-            self._llmaug_cache = (users.detach(), items.detach())
-        return self._llmaug_cache
+    def _llmaug_tables(self) -> list[tuple[nn.Embedding, nn.Embedding]]:
+        tables, dims = [], set()
+        for user_name, item_name in self.llmaug_shape.tables:
+            pair = getattr(self, user_name, None), getattr(self, item_name, None)
+            counts = (self.n_users, self.n_items)
+            if not all(type(t) is nn.Embedding and t.num_embeddings == n for t, n in zip(pair, counts)):
+                raise ModelError(
+                    f"cannot adapt {type(self).__name__}: {user_name}/{item_name} are not nn.Embedding "
+                    f"tables of its {self.n_users} users and {self.n_items} items"
+                )
+            tables.append(pair)
+            dims |= {t.embedding_dim for t in pair}
+        if len(dims) != 1:
+            names = ", ".join(f"{u}/{i}" for u, i in self.llmaug_shape.tables)
+            raise ModelError(
+                f"cannot adapt {type(self).__name__}: its tables {names} have different widths {sorted(dims)}; "
+                f"one feature term is added to all of them, so give them one embedding size"
+            )
+        return tables
 
     # -- what RecBole's Trainer calls ------------------------------------------------------
 
     def calculate_loss(self, interaction):
-        self._llmaug_cache = None
-        settings = self.llmaug.settings
-        user = interaction[self.USER_ID]
-        pos = interaction[self.ITEM_ID]
-        neg = interaction[self.NEG_ITEM_ID]
-        users, items, fr_loss = self.llmaug_representations()
+        self.llmaug.begin_step()
+        self._llmaug_h = None
+        try:
+            loss = super().calculate_loss(interaction)
+            extra = self._llmaug_loss(len(interaction))
+        finally:
+            self.llmaug.end_step()
+            self._llmaug_h = None
+        if extra is None:
+            return loss
+        # A model that returns its loss in parts (NCL) keeps them; RecBole's Trainer sums them.
+        return (*loss, extra) if isinstance(loss, tuple) else loss + extra
 
-        extra = sample_edges(self.llmaug.aug_edges, round(settings.aug_edge_ratio * user.shape[0]))
-        all_user = torch.cat([user, extra[:, 0]])
-        all_pos = torch.cat([pos, extra[:, 1]])
-        all_neg = torch.cat([neg, extra[:, 2]])
-        user_e = users[all_user]
-        losses = bpr_per_triplet(
-            (user_e * items[all_pos]).sum(dim=1), (user_e * items[all_neg]).sum(dim=1)
-        )
-        if settings.prune_scope == "augmented":
-            n = user.shape[0]
-            loss = pruned_mean_of_part(losses, n, settings.prune_ratio)
-        else:
-            loss = pruned_mean(losses, settings.prune_ratio)
-        if self.llmaug_family.bpr_reduction == "sum":
-            loss = loss * user.shape[0]
+    def _llmaug_loss(self, batch_size: int) -> torch.Tensor | None:
+        """LLMRec's terms: pruned BPR on the LLM triplets (Eqs. 6-7), lambda * L_FR (Eq. 9), w2 decay."""
+        adapter, settings = self.llmaug, self.llmaug.settings
+        parts = []
+        edges = sample_edges(adapter.aug_edges, round(settings.aug_edge_ratio * batch_size))
+        if len(edges):
+            pos, neg = self._llmaug_scores(edges)
+            total = pruned_sum(bpr_per_triplet(pos, neg), settings.prune_ratio)
+            # Each LLM triplet weighs what one of the batch's own triplets weighs in the base loss.
+            parts.append(total if self.llmaug_shape.sums_over_batch else total / batch_size)
+        if adapter.mae is not None:
+            parts.append(settings.mae_weight * adapter.mae.loss(adapter.encoder))
+        decay = adapter.regularisation()
+        if decay is not None:
+            parts.append(decay)
+        return sum(parts) if parts else None
 
-        auxiliary = self.llmaug_family.auxiliary_loss(self, user, pos, neg)
-        if auxiliary is not None:
-            loss = loss + auxiliary
-        if fr_loss is not None:
-            loss = loss + settings.mae_weight * fr_loss
-        if settings.weight_decay > 0:
-            loss = loss + settings.weight_decay * self.llmaug.l2()
-        return loss
-
-    def predict(self, interaction):
-        users, items = self._llmaug_eval_representations()
-        u = users[interaction[self.USER_ID]]
-        return (u * items[interaction[self.ITEM_ID]]).sum(dim=1)
-
-    def full_sort_predict(self, interaction):
-        users, items = self._llmaug_eval_representations()
-        return (users[interaction[self.USER_ID]] @ items.T).view(-1)
+    def _llmaug_scores(self, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's scores of (u, i+) and (u, i-) for the LLM triplets, on h."""
+        user, pos, neg = edges.unbind(dim=1)
+        if self.llmaug_shape.substitute == FORWARD:
+            users, items = self._llmaug_h or self.forward(*self.llmaug_shape.forward_args(self))[:2]
+            u = users[user]
+            return (u * items[pos]).sum(dim=1), (u * items[neg]).sum(dim=1)
+        scores = self.llmaug_shape.score(self, torch.cat([user, user]), torch.cat([pos, neg]))
+        return scores[: len(user)], scores[len(user):]
 
     # -- keep the evaluation cache honest --------------------------------------------------
 
     def train(self, mode: bool = True):
-        self._llmaug_cache = None
+        self.llmaug.forget()
         return super().train(mode)
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        self._llmaug_cache = None
+        self.llmaug.forget()
         return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+
+class ForwardAdapterMixin(AdapterMixin):
+    """For ``forward`` models: h is added to the representations forward() returns."""
+
+    def forward(self, *args, **kwargs):
+        out = super().forward(*args, **kwargs)
+        if self.llmaug.substitutes:
+            users, items = self.llmaug.terms()
+            out = (out[0] + users, out[1] + items, *out[2:])
+        if self.llmaug._in_step and self._llmaug_h is None:
+            self._llmaug_h = (out[0], out[1])
+        return out
 
 
 _ADAPTED: dict[type, type] = {}
@@ -177,13 +263,14 @@ def adapt(model_class: type) -> type:
     """The adapted subclass of a RecBole model class (ModelError if it cannot be adapted)."""
     if isinstance(model_class, type) and issubclass(model_class, AdapterMixin):
         return model_class
-    family = family_of(model_class)
+    shape = shape_of(model_class)
     if model_class not in _ADAPTED:
+        mixin = ForwardAdapterMixin if shape.substitute == FORWARD else AdapterMixin
         _ADAPTED[model_class] = type(
-            model_class.__name__,  # RecBole names logs and checkpoints after the class
-            (AdapterMixin, model_class),
+            model_class.__name__,  # RecBole names logs, checkpoints and trainers after the class
+            (mixin, model_class),
             {
-                "llmaug_family": family,
+                "llmaug_shape": shape,
                 "__module__": __name__,
                 "__qualname__": f"adapt({model_class.__name__})",
                 "__doc__": f"{model_class.__name__} adapted by llmaug: {__doc__.splitlines()[0]}",

@@ -15,7 +15,6 @@ from llmaug.errors import ConfigError
 DEFAULTS_FILE = Path(__file__).with_name("adapter.yaml")
 
 MASK_TOKENS = ("learnable", "mean")
-PRUNE_SCOPES = ("batch", "augmented")
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,7 @@ class AdapterSettings:
     feature_rank: int
     augedge_file: str | None
     aug_edge_ratio: float  # w3
-    prune_ratio: float  # w4
-    prune_scope: str  # "batch" (Eq. 7 as written) or "augmented"
+    prune_ratio: float  # w4, over the LLM's triplets only
     weight_decay: float  # w2
     mae_weight: float  # lambda
     mask_ratio: float
@@ -53,6 +51,11 @@ class AdapterSettings:
                 value = None
             return default if value is None else value
 
+        if get("llmaug_prune_scope") is not None:
+            raise ConfigError(
+                "llmaug_prune_scope is gone: the adapter keeps the base model's own loss whole, so "
+                "pruning (llmaug_prune_ratio) applies to the LLM's triplets only; remove the key"
+            )
         features = tuple(get("llmaug_features", ()))
         fields = dict(get("llmaug_feature_fields", {}))
         unknown = [f for f in features if f not in fields]
@@ -72,7 +75,6 @@ class AdapterSettings:
             augedge_file=get("llmaug_augedge_file"),
             aug_edge_ratio=float(get("llmaug_aug_edge_ratio", 0.0)),
             prune_ratio=float(get("llmaug_prune_ratio", 0.0)),
-            prune_scope=str(get("llmaug_prune_scope", "batch")),
             weight_decay=float(get("llmaug_weight_decay", 0.0)),
             mae_weight=float(get("llmaug_mae_weight", 0.0)),
             mask_ratio=float(get("llmaug_mask_ratio", 0.0)),
@@ -93,10 +95,6 @@ class AdapterSettings:
         need(self.feature_rank >= 0, "llmaug_feature_rank must be >= 0 (0 keeps every dimension)")
         need(self.aug_edge_ratio >= 0, "llmaug_aug_edge_ratio (w3) must be >= 0")
         need(0 <= self.prune_ratio < 1, "llmaug_prune_ratio (w4) must be in [0, 1)")
-        need(
-            self.prune_scope in PRUNE_SCOPES,
-            f"llmaug_prune_scope must be one of {PRUNE_SCOPES}, not {self.prune_scope!r}",
-        )
         need(self.weight_decay >= 0, "llmaug_weight_decay (w2) must be >= 0")
         need(self.mae_weight >= 0, "llmaug_mae_weight (lambda) must be >= 0")
         need(0 <= self.mask_ratio <= 1, "llmaug_mask_ratio must be in [0, 1]")

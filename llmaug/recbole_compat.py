@@ -63,3 +63,27 @@ def recbole_config(model: str, dataset_dir: Path, config_dict: Optional[dict[str
     # RecBole 1.2.1 points any dataset named "ml-100k" at its bundled copy, whatever data_path says.
     config["data_path"] = str(dataset_dir)
     return config
+
+
+def check_model_runs(config, dataset) -> None:
+    """One clear line for model settings that RecBole would only reject deep inside training.
+
+    NCL clusters users and items with faiss (``gpu=True`` is harmless: faiss-cpu counts zero
+    GPUs and stays on the CPU) into ``num_clusters`` clusters, which faiss refuses when a side
+    has fewer nodes than clusters -- RecBole's default 1000 on MovieLens-100K's 943 users.
+    """
+    from llmaug.errors import ConfigError, ModelError
+
+    if config["model"] != "NCL":
+        return
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        raise ModelError("NCL needs faiss, which is not installed: pip install faiss-cpu (or faiss-gpu)") from None
+    smallest = min(dataset.user_num, dataset.item_num)
+    if config["num_clusters"] > smallest:
+        raise ConfigError(
+            f"NCL's num_clusters ({config['num_clusters']}) is more than this dataset's {smallest} "
+            f"{'users' if dataset.user_num <= dataset.item_num else 'items'}; set it lower, "
+            f"e.g. --set num_clusters={max(2, smallest // 10)}"
+        )

@@ -238,7 +238,7 @@ def _train_process(rank: int, job: dict, dist: dict | None, result_file: str | N
     from recbole.utils import init_seed
 
     from llmaug.adapters import adapt
-    from llmaug.recbole_compat import quiet_recbole, trusted_checkpoints
+    from llmaug.recbole_compat import check_model_runs, quiet_recbole, trusted_checkpoints
 
     config_dict = {
         **job["config_dict"],
@@ -258,6 +258,7 @@ def _train_process(rank: int, job: dict, dist: dict | None, result_file: str | N
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         dataset = create_dataset(config)
         train_data, valid_data, test_data = data_preparation(config, dataset)
+        check_model_runs(config, dataset)
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         cls = adapt(model_class(job["model"])) if job["adapted"] else model_class(job["model"])
         model = cls(config, train_data._dataset).to(config["device"])
