@@ -152,6 +152,9 @@ class AdapterMixin:
 
     def _llmaug_forward_dim(self) -> int:
         # One probe forward, without disturbing the RNG streams base and adapted runs share.
+        # RecBole builds graph buffers on config["device"] but leaves the parameters on the CPU
+        # until the caller's .to(device): move first, or the probe mixes devices on a GPU.
+        self.to(self.device)
         args = self.llmaug_shape.forward_args(self)
         devices = [self.device] if torch.device(self.device).type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():

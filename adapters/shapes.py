@@ -57,8 +57,14 @@ class Shape:
     @property
     def description(self) -> str:
         if self.substitute == FORWARD:
-            return "h added to what forward() returns"
-        return "h returned by the id embedding tables " + ", ".join(f"{u}/{i}" for u, i in self.tables)
+            return "its final representations: h is added to what forward() returns"
+        return "its id embedding tables " + ", ".join(f"`{u}`/`{i}`" for u, i in self.tables) + " return h"
+
+    @property
+    def triplet_score(self) -> str:
+        if self.substitute == FORWARD:
+            return "h_u · h_i from the step's forward()"
+        return "its forward() (the logit)" if self.score is _raw_forward else "its predict()"
 
 
 def forward_shape(forward_args: Callable = lambda model: (), sums_over_batch: bool = False) -> Shape:

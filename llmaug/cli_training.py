@@ -38,7 +38,7 @@ _set = click.option("--set", "overrides", multiple=True, callback=_overrides, me
 
 @click.command("train")
 @_data
-@click.option("--model", required=True, metavar="NAME", help="A RecBole general recommender: BPR, LightGCN, NGCF, SGL, ...")
+@click.option("--model", required=True, metavar="NAME", help="A RecBole general recommender: BPR, LightGCN, NGCF, SGL, NCL, DGCF, SimpleX, ENMF... (README: support matrix).")
 @_config
 @click.option("--base", is_flag=True, help="Train the plain model, without the adapter.")
 @click.option("--seed", type=int, default=2020, show_default=True)

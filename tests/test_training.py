@@ -130,6 +130,17 @@ def test_train_command_refuses_models_it_cannot_train_in_one_line(augmented_ml10
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k, tmp_path):
+    args = ["train", "--data", str(augmented_ml100k), "--model", "NCL", "--set", "epochs=1", "--quiet",
+            "--out", str(tmp_path)]
+    # RecBole's default 1000 clusters do not fit 943 users: one line that says what to set
+    refused = CliRunner().invoke(_cli(), args)
+    assert refused.exit_code == 2 and "num_clusters" in refused.output and "Traceback" not in refused.output
+    result = CliRunner().invoke(_cli(), [*args, "--set", "num_clusters=50"])
+    assert result.exit_code == 0, result.output
+    assert "NCL (adapted, seed 2020): 1 epochs" in result.output and "test recall@20" in result.output
+
+
 def test_compare_command_writes_a_report_and_reuses_finished_runs(augmented_ml100k, tmp_path):
     args = ["compare", "--data", str(augmented_ml100k), "--models", "BPR", "--seeds", "2", "--out", str(tmp_path),
             "--set", "epochs=1", "--quiet"]
