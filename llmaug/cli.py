@@ -14,6 +14,7 @@ import click
 from . import __version__
 from .cli_training import compare_command, train_command
 from .errors import LlmaugError
+from .report.command import report_command
 
 
 class LlmaugGroup(click.Group):
@@ -38,6 +39,8 @@ def main() -> None:
     \b
     Start with the offline provider (no network, no key):
       llmaug augment --dataset ml-100k --out runs/ml-100k
+    See whether its answers beat chance, in a page with a view per user:
+      llmaug report runs/ml-100k
     Then train on it, plain or with the LLMRec adapter:
       llmaug train --data runs/ml-100k --model LightGCN
       llmaug compare --data runs/ml-100k --models BPR,LightGCN --seeds 3 --out runs/compare
@@ -46,6 +49,7 @@ def main() -> None:
 
 main.add_command(train_command)
 main.add_command(compare_command)
+main.add_command(report_command)
 
 
 def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[list[str]]:

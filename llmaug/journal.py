@@ -38,14 +38,17 @@ class Journal:
 
     def entries(self) -> dict[str, dict[str, Any]]:
         """Latest entry per key; unreadable lines (a torn write) are counted and skipped."""
-        latest: dict[str, dict[str, Any]] = {}
+        return {entry["key"]: entry for entry in self.history()}
+
+    def history(self) -> Iterator[dict[str, Any]]:
+        """Every readable entry in the order it was written, a re-asked request's older ones too;
+        unreadable lines (a torn write) are counted in ``skipped_lines`` and skipped."""
         self.skipped_lines = 0
         for entry in self._read():
             if entry is None:
                 self.skipped_lines += 1
             else:
-                latest[entry["key"]] = entry
-        return latest
+                yield entry
 
     def _read(self) -> Iterator[Optional[dict[str, Any]]]:
         if not self.path.exists():

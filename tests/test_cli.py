@@ -135,5 +135,5 @@ def test_wheel_carries_templates_adapters_and_defaults(tmp_path):
     (wheel,) = tmp_path.glob("llmaug-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "llmaug/defaults.yaml" in names and "llmaug/adapters/__init__.py" in names
-    assert "llmaug/prompts/__init__.py" in names
+    assert "llmaug/prompts/__init__.py" in names and "llmaug/report/page.html.jinja" in names
     assert not any(n.startswith(("adapters/", "prompts/")) for n in names)
