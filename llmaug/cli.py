@@ -146,6 +146,7 @@ def _print_summary(out: Path, manifest: dict) -> None:
         if c["unanswered"]:
             click.echo(f"        unanswered requests are asked again when you re-run; last error: {c['unanswered_errors'][-1]}", err=True)
     click.echo(f"RecBole dataset written to {out.resolve()} (dataset name '{name}', cost ${manifest['cost_usd']:.4f})")
+    click.echo(f"Judge its answers first: llmaug report {out}    (do the picks beat chance? a page per user)")
     click.echo(f"Train on it: llmaug train --data {out} --model LightGCN    (or RecBole with {out}/recbole.yaml)")
 
 

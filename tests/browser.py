@@ -7,7 +7,7 @@ CSP stops before it starts, such as a ``fetch``, never reaches the Network domai
 also runs behind a proxy that does not exist and resolves no host name, so a request that slips
 through fails fast instead of leaving the machine.
 
-Also a command, to take the screenshot in docs/:
+Also a command, to take the screenshot in docs/ (a 64-colour PNG, small enough to commit):
     python tests/browser.py PAGE.html[#user=ID] OUT.png [WIDTH]
 """
 
@@ -178,4 +178,7 @@ if __name__ == "__main__":
     with Chromium(width=width) as browser:
         page = browser.open(Path(file_part).resolve().as_uri() + (f"#{fragment}" if fragment else ""))
         page.screenshot(out, width)
+    from PIL import Image
+
+    Image.open(out).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
