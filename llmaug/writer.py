@@ -75,7 +75,10 @@ def write_dataset(
     emit("item", items, item_types)
 
     user_ids = pd.DataFrame({uid: pd.unique(pd.concat([f[uid] for f in split.parts().values()]))})
-    users = source.users if source.users is not None else user_ids
+    users = user_ids
+    if source.users is not None:  # users .user does not list get a row of empty source columns
+        unlisted = user_ids[~user_ids[uid].isin(source.users[uid])]
+        users = pd.concat([source.users, unlisted], ignore_index=True).fillna("")
     user_types = dict(source.user.types) if source.user else {uid: "token"}
     if data.profiles:
         users = _with_columns(users, uid, data.profiles, "profile_", user_profile)
