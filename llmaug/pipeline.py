@@ -74,11 +74,7 @@ def augment(
     for warning in usable.warnings(source):
         reporter.warn(warning)
 
-    if fresh:
-        run.forget()
-    run.claim(source.directory)
-
-    with reporter.running():
+    with run.claimed(source.directory, fresh), reporter.running():
         without_pool = 0
         if "edges" in settings.tasks:
             with timer("candidates"):
