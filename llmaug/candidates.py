@@ -44,7 +44,7 @@ def rank_candidates(
 
     try:
         model_class = get_model(model_name)
-    except ValueError:
+    except (ValueError, ImportError):  # an unknown name makes RecBole import its optional lightgbm/xgboost models
         raise ConfigError(f"candidate_model '{model_name}' is not a RecBole model") from None
     config_dict = {
         "benchmark_filename": ["train", "valid", "test"],
