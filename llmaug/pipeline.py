@@ -20,7 +20,7 @@ from .config import Settings
 from .dataset import SourceDataset, load_source
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
-from .journal import Journal, journal_key
+from .journal import AnswerEntry, Journal, journal_key, usable_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
 from .records import describe
@@ -95,7 +95,9 @@ def augment(
                 item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
             provider = provider_factory(settings, dataclasses.replace(context, item_vectors=item_vectors))
             augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
-            finished = journal.entries()
+            finished, unusable = usable_answers(journal.entries())
+            skipped_lines = journal.skipped_lines + unusable
+            _warn_about_journal(run, provider, finished, skipped_lines, reporter)
             with contextlib.closing(provider):  # stops a managed server on success, error and Ctrl-C
                 for name in settings.tasks:
                     task = TASKS[name](data)
@@ -106,7 +108,6 @@ def augment(
                         with timer(f"{name}_embedding"):
                             ids, texts = _embed_inputs(task, entries)
                             augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
-            skipped_lines = journal.skipped_lines
         with timer("write"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
@@ -117,7 +118,7 @@ def augment(
 
 def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict[str, Any]:
     """What the run would still send: finished answers in the journal are not counted again."""
-    finished = Journal(run.journal).entries()
+    finished, _ = usable_answers(Journal(run.journal).entries())
     estimate: dict[str, Any] = {"model": settings.model, "tasks": {}}
     for name in settings.tasks:
         task = TASKS[name](data)
@@ -127,6 +128,16 @@ def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict
     costs = [t["cost_usd"] for t in estimate["tasks"].values()]
     estimate["cost_usd"] = None if None in costs else round(sum(costs), 6)
     return estimate
+
+
+def _warn_about_journal(run: RunDir, provider: Provider, finished: dict[str, dict], skipped_lines: int, reporter: Reporter) -> None:
+    if skipped_lines:
+        reporter.warn(f"llmaug: warning: {skipped_lines:,} lines of {run.journal} are unreadable or not in this llmaug's format; "
+                      "their requests are asked again")
+    others = sorted({e["model"] for e in finished.values()} - {provider.model})
+    if others:
+        reporter.warn(f"llmaug: warning: {run.journal} holds answers from {', '.join(others)}; this run asks {provider.model} "
+                      "and leaves them there for a run with that model")
 
 
 def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Timer) -> "CachedEncoder":
@@ -193,21 +204,21 @@ def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[s
 
     def emit(outcome: Outcome) -> None:
         job = outcome.job
-        entry = {
-            "key": keys[job.entity],
-            "task": task.name,
-            "entity": job.entity,
-            "model": provider.model,
-            "request_hash": outcome.request_hash,
-            "status": outcome.status,
-            "record": outcome.record,
-            "error": outcome.error,
-            "raw": outcome.raw,
-            "reasks": outcome.reasks,
-            "input_tokens": outcome.input_tokens,
-            "output_tokens": outcome.output_tokens,
-            "cost": outcome.cost,
-        }
+        entry = AnswerEntry(
+            key=keys[job.entity],
+            task=task.name,
+            entity=job.entity,
+            model=provider.model,
+            request_hash=outcome.request_hash,
+            status=outcome.status,
+            record=outcome.record,
+            error=outcome.error,
+            raw=outcome.raw,
+            reasks=outcome.reasks,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost=outcome.cost,
+        ).model_dump()
         journal.append(entry)
         finished[entry["key"]] = entry
         if outcome.retryable:
