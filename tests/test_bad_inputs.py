@@ -218,6 +218,21 @@ def test_the_base_recommender_is_not_asked_to_rank_what_it_cannot():
     check_rankable(train[train.reader != "r0"], source, 2)
 
 
+def test_a_dataset_too_small_for_any_pool_or_profile_still_gives_what_recbole_loads(tmp_path, monkeypatch):
+    # Found by the fuzzer: every user has one unseen item (no pool of 2) and every genre is "the", so
+    # no profile says anything; a header-only .useremb made RecBole fail on max() of nothing.
+    shelf = Shelf(tmp_path)
+    shelf.write("inter", ["reader:token\tbook:token\tscore:float\twhen:float", "r0\tb1\t1\t1", "r0\tb1\t1\t1", "r1\tb0\t1\t1", "r2\tb0\t1\t1"])
+    shelf.write("item", ["book:token\tname:token_seq\tpublished:token\ttags:token_seq", "b0\tthe\t1999\tthe", "b1\tthe\t1999\tthe"])
+    shelf.configure("user_profile: [liked_genre, disliked_genre, preferred_era, favourite_author]", "user_profile: [liked_genre, favourite_author]")
+    result = shelf.augment("--candidates", "2")
+    assert result.returncode == 0, result.stderr
+    assert "users with fewer than 2 items they have not interacted with: 3;" in result.stderr
+    assert not (shelf.out / "out.candidates").exists() and not (shelf.out / "out.useremb").exists()
+    monkeypatch.chdir(tmp_path)
+    assert len(load_with_recbole(shelf.out).inter_feat) == 4
+
+
 def test_crlf_a_bom_and_a_header_only_user_file_run_cleanly(shelf, monkeypatch, tmp_path):
     shelf.write("inter", "".join(line + "\r\n" for line in shelf.lines("inter")).encode())
     shelf.write("item", b"\xef\xbb\xbf" + shelf.path("item").read_bytes())
