@@ -50,8 +50,12 @@ class Mess:
         self.level = draw(st.integers(0, 3))
 
     def odd(self, rarity: int) -> bool:
-        """True about once in ``rarity / level`` draws."""
-        return self.level > 0 and self.draw(st.integers(0, max(1, rarity // self.level))) == 0
+        """True about once in ``rarity / level`` draws. The trigger is a middle value: hypothesis
+        draws the ends of a range far more often than their share, and shrinks towards 0."""
+        if not self.level:
+            return False
+        top = max(1, rarity // self.level)
+        return self.draw(st.integers(0, top)) == (top + 1) // 2
 
     def pick(self, plain: str, odd: list[str], rarity: int) -> str:
         return self.draw(st.sampled_from(odd)) if self.odd(rarity) else plain
@@ -106,8 +110,8 @@ def _encode(lines: list[str], mess: Mess) -> bytes:
     """The file's bytes, sometimes as a Windows editor, an old tool or a broken copy left them."""
     ending = mess.pick("\n", ["\r\n", "\r\n", "\r"], 8)
     text = ending.join(lines) + mess.pick(ending, ["", ending * 2], 8)
-    data = (mess.pick("", ["\ufeff"], 8) + text).encode("latin-1" if mess.odd(20) else "utf-8", "replace")
-    if mess.odd(20):
+    data = (mess.pick("", ["\ufeff"], 8) + text).encode("latin-1" if mess.odd(60) else "utf-8", "replace")
+    if mess.odd(60):
         at = mess.draw(st.integers(0, len(data)))
         data = data[:at] + mess.draw(st.sampled_from([b"\0", b"\r", b"\xff", b"\n\n", b"\t"])) + data[at:]
     return data
@@ -117,7 +121,7 @@ def _encode(lines: list[str], mess: Mess) -> bytes:
 def datasets(draw) -> dict:
     mess = Mess(draw)
     users = [mess.pick(f"u{k}", ODD_TOKENS, 40) for k in range(draw(st.integers(2, 9)))]
-    items = [mess.pick(f"i{k}", ODD_TOKENS, 40) for k in range(draw(st.integers(2, 12)))]
+    items = [mess.pick(f"i{k}", ODD_TOKENS, 40) for k in range(draw(st.integers(3, 12)))]
     text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join)
     files = {suffix: [list(header)] for suffix, header in HEADERS.items()}
     for user in users:
