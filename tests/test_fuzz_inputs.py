@@ -16,8 +16,9 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -152,6 +153,7 @@ def datasets(draw) -> dict:
     return {"files": encoded, "config": config, "flags": flags}
 
 
+@pytest.mark.timeout(0)  # pytest-timeout would bound all examples together; each run has its own HANG
 @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(datasets())
