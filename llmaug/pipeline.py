@@ -16,11 +16,11 @@ import pandas as pd
 
 from . import __version__
 from .atomic import write_atomic_file, write_text_atomically
-from .candidates import rank_candidates
 from .config import Settings
 from .dataset import SourceDataset, load_source
 from .embedding import CachedEncoder, get_encoder
-from .journal import Journal, journal_key
+from .input.usable import check_rankable, usable_interactions
+from .journal import AnswerEntry, Journal, journal_key, usable_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
 from .records import describe
@@ -60,22 +60,29 @@ def augment(
     """
     reporter = reporter or quiet_reporter()
     timer = Timer()
+    # Everything a user can get wrong is checked before anything is written.
     source = load_source(dataset, settings)
     run = RunDir(out)
     run.check(source.directory)
-    provider_factory = get_provider(settings)  # an unknown model fails here, before any write
-    if fresh:
-        run.forget()
-    run.claim(source.directory)
+    provider_factory = get_provider(settings)
+    with timer("split"):
+        usable = usable_interactions(source)
+        split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
+        if "edges" in settings.tasks:
+            check_rankable(split.train, source, settings.candidates)
+        data = build_prompt_data(source, split.train, settings)
+    for warning in usable.warnings(source):
+        reporter.warn(warning)
 
-    with reporter.running():
-        with timer("split"):
-            inter, unknown_items = _interactions_with_known_items(source)
-            split = split_interactions(inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
-            data = build_prompt_data(source, split.train, settings)
+    with run.claimed(source.directory, fresh), reporter.running():
+        without_pool = 0
         if "edges" in settings.tasks:
             with timer("candidates"):
                 data.candidates.update(_candidates(run, source, split, settings, reporter))
+            without_pool = len(set(data.histories) - set(data.candidates))
+            if without_pool:
+                reporter.warn(f"llmaug: warning: users with fewer than {settings.candidates} items they have not interacted with: "
+                              f"{without_pool:,}; they get no candidate pool and no augmented edge")
         item_ids = list(data.item_text)
         item_index = {item: k for k, item in enumerate(item_ids)}
         context = ProviderContext(data, item_index, None, run.state, reporter.warn)
@@ -88,7 +95,9 @@ def augment(
                 item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
             provider = provider_factory(settings, dataclasses.replace(context, item_vectors=item_vectors))
             augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
-            finished = journal.entries()
+            finished, unusable = usable_answers(journal.entries())
+            skipped_lines = journal.skipped_lines + unusable
+            _warn_about_journal(run, provider, finished, skipped_lines, reporter)
             with contextlib.closing(provider):  # stops a managed server on success, error and Ctrl-C
                 for name in settings.tasks:
                     task = TASKS[name](data)
@@ -99,17 +108,17 @@ def augment(
                         with timer(f"{name}_embedding"):
                             ids, texts = _embed_inputs(task, entries)
                             augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
-            skipped_lines = journal.skipped_lines
         with timer("write"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
-        manifest = _manifest(source, settings, provider, encoder, split, unknown_items, counts, timer, files, skipped_lines)
+        inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
+        manifest = _manifest(source, settings, provider, encoder, split, inputs, counts, timer, files, skipped_lines)
         commit(run.staging, run.out, files, manifest)
     return manifest
 
 
 def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict[str, Any]:
     """What the run would still send: finished answers in the journal are not counted again."""
-    finished = Journal(run.journal).entries()
+    finished, _ = usable_answers(Journal(run.journal).entries())
     estimate: dict[str, Any] = {"model": settings.model, "tasks": {}}
     for name in settings.tasks:
         task = TASKS[name](data)
@@ -121,11 +130,14 @@ def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict
     return estimate
 
 
-def _interactions_with_known_items(source: SourceDataset) -> tuple[pd.DataFrame, int]:
-    """Interactions whose item has no row in ``.item`` cannot be shown to an LLM: drop and count them."""
-    inter = source.inter.frame
-    known = inter[source.iid_field].isin(source.items[source.iid_field])
-    return inter[known].reset_index(drop=True), int((~known).sum())
+def _warn_about_journal(run: RunDir, provider: Provider, finished: dict[str, dict], skipped_lines: int, reporter: Reporter) -> None:
+    if skipped_lines:
+        reporter.warn(f"llmaug: warning: {skipped_lines:,} lines of {run.journal} are unreadable or not in this llmaug's format; "
+                      "their requests are asked again")
+    others = sorted({e["model"] for e in finished.values()} - {provider.model})
+    if others:
+        reporter.warn(f"llmaug: warning: {run.journal} holds answers from {', '.join(others)}; this run asks {provider.model} "
+                      "and leaves them there for a run with that model")
 
 
 def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Timer) -> "CachedEncoder":
@@ -154,6 +166,8 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     for part, frame in split.parts().items():
         rows = frame if part == "train" else frame.iloc[:0]
         write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", rows, source.inter.types)
+    from .candidates import rank_candidates  # torch: imported once needed, so a mistake is reported at once
+
     stage = reporter.stage(f"Training {settings.candidate_model}", total=settings.candidate_epochs)
     ranked = rank_candidates(
         run.workspace,
@@ -190,21 +204,21 @@ def _run_task(task: Task, provider: Provider, journal: Journal, finished: dict[s
 
     def emit(outcome: Outcome) -> None:
         job = outcome.job
-        entry = {
-            "key": keys[job.entity],
-            "task": task.name,
-            "entity": job.entity,
-            "model": provider.model,
-            "request_hash": outcome.request_hash,
-            "status": outcome.status,
-            "record": outcome.record,
-            "error": outcome.error,
-            "raw": outcome.raw,
-            "reasks": outcome.reasks,
-            "input_tokens": outcome.input_tokens,
-            "output_tokens": outcome.output_tokens,
-            "cost": outcome.cost,
-        }
+        entry = AnswerEntry(
+            key=keys[job.entity],
+            task=task.name,
+            entity=job.entity,
+            model=provider.model,
+            request_hash=outcome.request_hash,
+            status=outcome.status,
+            record=outcome.record,
+            error=outcome.error,
+            raw=outcome.raw,
+            reasks=outcome.reasks,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost=outcome.cost,
+        ).model_dump()
         journal.append(entry)
         finished[entry["key"]] = entry
         if outcome.retryable:
@@ -253,7 +267,7 @@ def _embed_inputs(task: Task, entries: list[tuple[Job, dict]]) -> tuple[list[str
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _manifest(source, settings, provider, encoder, split, unknown_items, counts, timer, files, skipped_lines) -> dict[str, Any]:
+def _manifest(source, settings, provider, encoder, split, inputs, counts, timer, files, skipped_lines) -> dict[str, Any]:
     return {
         "llmaug_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -264,12 +278,8 @@ def _manifest(source, settings, provider, encoder, split, unknown_items, counts,
         "embedding_cost_usd": round(encoder.cost, 6),
         "template_hashes": getattr(provider, "template_hashes", {}),
         "llm": provider.describe(),
-        "split": {
-            "train": len(split.train),
-            "valid": len(split.valid),
-            "test": len(split.test),
-            "dropped_interactions_without_item": unknown_items,
-        },
+        "input": inputs,
+        "split": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
         "tasks": counts,
         "cost_usd": round(sum(c["cost_usd"] for c in counts.values()) + encoder.cost, 6),
         "journal_unreadable_lines": skipped_lines,

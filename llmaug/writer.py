@@ -75,7 +75,10 @@ def write_dataset(
     emit("item", items, item_types)
 
     user_ids = pd.DataFrame({uid: pd.unique(pd.concat([f[uid] for f in split.parts().values()]))})
-    users = source.users if source.users is not None else user_ids
+    users = user_ids
+    if source.users is not None:  # users .user does not list get a row of empty source columns
+        unlisted = user_ids[~user_ids[uid].isin(source.users[uid])]
+        users = pd.concat([source.users, unlisted], ignore_index=True).fillna("")
     user_types = dict(source.user.types) if source.user else {uid: "token"}
     if data.profiles:
         users = _with_columns(users, uid, data.profiles, "profile_", user_profile)
@@ -91,11 +94,14 @@ def write_dataset(
         frame = pd.DataFrame({"user_id": list(data.candidates), "candidates": [" ".join(c) for c in data.candidates.values()]})
         emit("candidates", frame, {"user_id": "token", "candidates": "token_seq"})
 
-    for suffix, (ids, matrix) in data.vectors.items():
+    # RecBole cannot load a float_seq file without rows (max() of nothing): a kind of vector that no
+    # record produced (every profile empty, say) gets no file rather than an empty one.
+    vectors = {suffix: (ids, matrix) for suffix, (ids, matrix) in data.vectors.items() if len(ids)}
+    for suffix, (ids, matrix) in vectors.items():
         id_field, vector_field, _ = EMBEDDING_FILES[suffix]
         emit(suffix, pd.DataFrame({id_field: ids, vector_field: float_seq(matrix)}), {id_field: "token", vector_field: "float_seq"})
 
-    config = recbole_yaml(final_dir, source, [s for s in EMBEDDING_FILES if s in data.vectors])
+    config = recbole_yaml(final_dir, source, [s for s in EMBEDDING_FILES if s in vectors])
     write_text_atomically(staging / "recbole.yaml", config)
     written.append("recbole.yaml")
     return written

@@ -30,6 +30,7 @@ import httpx
 from ..config import Settings
 from ..errors import ConfigError, ProviderError
 from ..rendering import PromptRenderer
+from ..run_dir import SERVER_LOG
 from ..tasks import Job, Task
 from .base import Emit
 from .llm import LiteLLMProvider, Warn, print_warning
@@ -182,7 +183,7 @@ class LocalProvider(LiteLLMProvider):
         self.model = f"local/{self.gguf.stem}"  # what the journal keys on: another GGUF asks again
         self.api_key = "llmaug-local"  # the server needs none; the OpenAI client insists on one
         self.server = LlamaServer(self.gguf, settings.local_context, settings.local_parallel, settings.local_threads,
-                                  settings.local_server_args, state_dir / "local-server.log")
+                                  settings.local_server_args, state_dir / SERVER_LOG)
 
     def _server_slots(self) -> Optional[int]:
         return self.settings.local_parallel  # the server llmaug starts has exactly these; nothing to ask

@@ -1,0 +1,83 @@
+"""Which interactions a run can use, and whether the base recommender can rank candidates from them.
+
+Rows llmaug can leave out without changing what the rest mean are skipped and counted; a dataset
+left with nothing to learn from is a ``DatasetError``, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..dataset import SourceDataset
+from ..errors import ConfigError, DatasetError
+
+
+@dataclass(frozen=True)
+class Usable:
+    """The interactions every later step uses, and what was left out on the way (for the manifest)."""
+
+    inter: pd.DataFrame
+    skipped_rows: dict[str, int]
+    users_with_every_item: int
+    users_without_user_row: int
+
+    def warnings(self, source: SourceDataset) -> list[str]:
+        name, skipped = source.name, self.skipped_rows
+        lines = [
+            (skipped["item_duplicate"], f"skipped {skipped['item_duplicate']:,} repeated rows of {name}.item"),
+            (skipped.get("user_duplicate", 0), f"skipped {skipped.get('user_duplicate', 0):,} repeated rows of {name}.user"),
+            (skipped["inter_unknown_item"], f"skipped {skipped['inter_unknown_item']:,} interactions whose item {name}.item does not list"),
+            (self.users_with_every_item, f"users who have interacted with every item: {self.users_with_every_item:,}; their "
+                                         f"{skipped['inter_user_with_every_item']:,} interactions are skipped (RecBole cannot sample a negative item for them)"),
+            (self.users_without_user_row, f"users of {name}.inter with no row in {name}.user: {self.users_without_user_row:,}; "
+                                          "their source columns stay empty"),
+        ]
+        return [f"llmaug: warning: {text}" for count, text in lines if count]
+
+    def manifest(self) -> dict[str, object]:
+        return {"skipped_rows": self.skipped_rows, "users_with_every_item": self.users_with_every_item,
+                "users_without_user_row": self.users_without_user_row}
+
+
+def usable_interactions(source: SourceDataset) -> Usable:
+    """Skip interactions with an item ``.item`` does not list (an LLM cannot be shown it) and those
+    of users who have interacted with every item (RecBole refuses to train on them)."""
+    name, uid, iid = source.name, source.uid_field, source.iid_field
+    inter = source.inter.frame
+    catalogue = source.items[iid]
+    known = inter[iid].isin(catalogue)
+    if not known.any():
+        raise DatasetError(f"none of the {len(inter):,} interactions in {name}.inter names an item {name}.item lists "
+                           f"(e.g. {inter[iid].iloc[0]!r}); do both files use the same item ids?")
+    unknown = int((~known).sum())
+    after = f" (after skipping {unknown:,} interactions whose item {name}.item does not list)" if unknown else ""
+    seen = inter[known].groupby(uid)[iid].nunique()
+    full = known & inter[uid].isin(seen.index[seen == len(catalogue)])
+    kept = inter[known & ~full].reset_index(drop=True)
+    if kept.empty:
+        raise DatasetError(f"every user in {name}.inter has interacted with every item {name}.item lists ({len(catalogue):,}){after}; "
+                           "RecBole cannot sample a negative item for them")
+    users = pd.unique(kept[uid])
+    if len(users) < 2:
+        raise DatasetError(f"{name}.inter has usable interactions of one user only ({users[0]!r}){after}; "
+                           "a recommender dataset needs at least two users")
+    skipped = {**source.skipped_rows, "inter_unknown_item": unknown, "inter_user_with_every_item": int(full.sum())}
+    without_row = 0 if source.users is None else int((~pd.Series(users).isin(source.users[uid])).sum())
+    return Usable(kept, skipped, int(inter.loc[full, uid].nunique()), without_row)
+
+
+def check_rankable(train: pd.DataFrame, source: SourceDataset, size: int) -> None:
+    """The base recommender, trained on the training split alone, ranks the items that split holds:
+    it needs ``size`` of them, and an item each user has not seen to sample as a negative."""
+    uid, iid = source.uid_field, source.iid_field
+    items = train[iid].nunique()
+    if items < size:
+        raise ConfigError(f"candidates = {size} but the training split holds only {items} items; lower --candidates")
+    seen = train.groupby(uid)[iid].nunique()
+    if (seen == items).any():
+        user = seen.index[seen == items][0]
+        raise DatasetError(f"user {user!r} has interacted, in the training split, with every item anyone has ({items}), so the "
+                           f"base recommender cannot sample a negative item for them: {source.name} is too small or too dense "
+                           "for candidates (--tasks users,items needs none)")
