@@ -2,6 +2,7 @@
 #   make demo   - install, augment the bundled MovieLens-100K offline, write a RecBole dataset
 #   make test   - install with test and local-LLM extras and Chromium, run the test suite (what .ci/run calls)
 #   make fuzz   - the long run of the bad-input fuzzer (docs/BAD-INPUTS.md); make test runs a few examples
+#   make bench  - the scale, encoder and candidate benchmarks (docs/results/scale/)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -52,8 +53,13 @@ test: $(LOCAL_STAMP) browser
 fuzz: $(STAMP)
 	LLMAUG_FUZZ_EXAMPLES=$${LLMAUG_FUZZ_EXAMPLES:-400} $(BIN)/python -m pytest -q tests/test_fuzz_inputs.py --hypothesis-show-statistics
 
+# The scale benchmark at 10k and 100k users (~15 min; add 1M with BENCH_SIZES=10k,100k,1M), the
+# encoder's throughput and agreement, and candidate quality on ml-100k: docs/results/scale/.
+BENCH_SIZES ?= 10k,100k
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_scale.py --sizes $(BENCH_SIZES)
+	$(BIN)/python benchmarks/bench_embedding.py
+	$(BIN)/python benchmarks/bench_candidates.py --plans auto,large,BPR,Pop
 
 clean:
 	rm -rf runs saved log log_tensorboard

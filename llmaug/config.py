@@ -49,6 +49,7 @@ class Settings(BaseModel):
     model: str
     embedding_model: str
     embedding_batch_size: int = Field(ge=1)
+    embedding_precision: Literal["auto", "float32", "bfloat16"]
     limit_users: Optional[int] = Field(default=None, ge=1)
     limit_items: Optional[int] = Field(default=None, ge=1)
     history_items: int = Field(ge=1)

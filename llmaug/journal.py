@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Union
 
@@ -50,15 +51,95 @@ class AnswerEntry(BaseModel):
         return self
 
 
-def usable_answers(entries: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], int]:
-    """The entries that are answers in the current format, and how many are not."""
-    answers: dict[str, dict[str, Any]] = {}
-    for key, entry in entries.items():
-        try:
-            answers[key] = AnswerEntry.model_validate(entry).model_dump()
-        except ValidationError:
+STATUSES = {"accepted": "accepted", "failed": "failed", "error": "error"}  # one str object per status
+
+
+@dataclass
+class AnswerIndex:
+    """Per journal key, the latest answer's status, and nothing else: at a million users the
+    whole entries (prompts' raw answers included) would take gigabytes; this takes ~200 bytes a key."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    models: set[str] = field(default_factory=set)
+    unusable: int = 0  # keys whose latest line is unreadable or not in this llmaug's format, and torn lines
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a run needs of one journaled answer to count it and write its record."""
+
+    status: str
+    record: Optional[dict[str, Optional[str]]]
+    reasks: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+def index_answers(journal: "Journal") -> AnswerIndex:
+    """One pass over the journal, validating every line through ``AnswerEntry``."""
+    index = AnswerIndex()
+    unusable_keys: set[str] = set()
+    for line in journal.lines():
+        key, entry = _parse(line)
+        if key is None:
+            index.unusable += 1
+        elif entry is None:
+            index.status.pop(key, None)
+            unusable_keys.add(key)
+        else:
+            index.status[key] = STATUSES[entry.status]
+            index.models.add(entry.model)
+            unusable_keys.discard(key)
+    index.unusable += len(unusable_keys)
+    return index
+
+
+def answers_for(journal: "Journal", keys: dict[str, str]) -> dict[str, Answer]:
+    """The latest usable answer per entity of ``keys`` (entity -> journal key), streaming the file:
+    only lines for these keys are validated and kept."""
+    entity_of = {key: entity for entity, key in keys.items()}
+    answers: dict[str, Answer] = {}
+    for line in journal.lines():
+        key = _key_prefix(line)
+        if key is not None and key not in entity_of:
             continue
-    return answers, len(entries) - len(answers)
+        key, entry = _parse(line)
+        if key not in entity_of:
+            continue
+        if entry is None:
+            answers.pop(entity_of[key], None)
+        else:
+            answers[entity_of[key]] = Answer(STATUSES[entry.status], entry.record, entry.reasks, entry.input_tokens, entry.output_tokens, entry.cost)
+    return answers
+
+
+_PREFIX = b'{"key": "'
+
+
+def _key_prefix(line: bytes) -> Optional[str]:
+    """The key of a line this llmaug wrote (``key`` first, as ``json.dumps`` of an ``AnswerEntry``),
+    read without parsing the line; ``None`` for any other line, which is then parsed in full."""
+    if line.startswith(_PREFIX):
+        end = line.find(b'"', len(_PREFIX))
+        if end > 0 and b"\\" not in line[len(_PREFIX) : end]:
+            return line[len(_PREFIX) : end].decode("ascii", "replace")
+    return None
+
+
+def _parse(line: bytes) -> tuple[Optional[str], Optional[AnswerEntry]]:
+    """(key, entry): (None, None) for an unreadable line, (key, None) for a readable line that is
+    not an answer in the current format."""
+    try:
+        raw = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
+        return None, None
+    try:
+        return raw["key"], AnswerEntry.model_validate(raw)
+    except ValidationError:
+        return raw["key"], None
 
 
 _STOP = object()
@@ -88,17 +169,21 @@ class Journal:
             else:
                 yield entry
 
-    def _read(self) -> Iterator[Optional[dict[str, Any]]]:
+    def lines(self) -> Iterator[bytes]:
+        """The journal's lines as written, streamed."""
         if not self.path.exists():
             return
         with self.path.open("rb") as fh:
-            for line in fh:
-                try:
-                    entry = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    yield None
-                    continue
-                yield entry if isinstance(entry, dict) and "key" in entry else None
+            yield from fh
+
+    def _read(self) -> Iterator[Optional[dict[str, Any]]]:
+        for line in self.lines():
+            try:
+                entry = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                yield None
+                continue
+            yield entry if isinstance(entry, dict) and "key" in entry else None
 
     def append(self, entry: dict[str, Any]) -> None:
         if self._failure is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Collection, Optional
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,7 +31,7 @@ class Job:
     entity: str
     context: dict[str, Any]
     candidates: tuple[str, ...] = ()
-    history: frozenset[str] = field(default_factory=frozenset)
+    history: Collection[str] = ()  # the user's training items: the data's own list, not a copy per job
 
     def fingerprint(self) -> str:
         """Stable hash of what the job shows; a changed dataset or candidate list changes it."""
@@ -121,7 +121,7 @@ class EdgeTask(Task):
                 "history": self._history_context(user),
                 "candidates": [self.data.item_text[i] for i in candidates],
             }
-            jobs.append(Job(self.name, user, context, tuple(candidates), frozenset(self.data.histories[user])))
+            jobs.append(Job(self.name, user, context, tuple(candidates), self.data.histories[user]))
         return jobs
 
     def validate(self, job: Job, answer: Any) -> dict[str, Any]:

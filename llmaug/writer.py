@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .atomic import float_seq, write_atomic_file, write_text_atomically
+from .atomic import write_atomic_file, write_text_atomically, write_vector_file
 from .dataset import SourceDataset
 from .split import Split
 
@@ -99,7 +99,8 @@ def write_dataset(
     vectors = {suffix: (ids, matrix) for suffix, (ids, matrix) in data.vectors.items() if len(ids)}
     for suffix, (ids, matrix) in vectors.items():
         id_field, vector_field, _ = EMBEDDING_FILES[suffix]
-        emit(suffix, pd.DataFrame({id_field: ids, vector_field: float_seq(matrix)}), {id_field: "token", vector_field: "float_seq"})
+        write_vector_file(staging / f"{name}.{suffix}", id_field, vector_field, ids, matrix)
+        written.append(f"{name}.{suffix}")
 
     config = recbole_yaml(final_dir, source, [s for s in EMBEDDING_FILES if s in vectors])
     write_text_atomically(staging / "recbole.yaml", config)

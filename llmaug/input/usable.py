@@ -6,6 +6,7 @@ left with nothing to learn from is a ``DatasetError``, raised before anything is
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
@@ -35,6 +36,10 @@ class Usable:
                                           "their source columns stay empty"),
         ]
         return [f"llmaug: warning: {text}" for count, text in lines if count]
+
+    def split_off(self) -> "Usable":
+        """The counts without the rows, once the split holds them (see ``SourceDataset.split_off``)."""
+        return dataclasses.replace(self, inter=self.inter.iloc[:0])
 
     def manifest(self) -> dict[str, object]:
         return {"skipped_rows": self.skipped_rows, "users_with_every_item": self.users_with_every_item,

@@ -194,7 +194,7 @@ def run_figures(run: Run) -> dict[str, Any]:
         "cost_usd": manifest.get("cost_usd"),
         "split": manifest.get("split"),
         "train_fraction": settings.get("train_fraction"),
-        "candidate_model": settings.get("candidate_model"),
+        "candidate_model": (manifest.get("base_model") or {}).get("model") or settings.get("candidate_model"),
         "tasks_written": list(written),
         "journal_other_model_entries": run.other_models,
         "journal_unreadable_lines": run.unreadable_lines,

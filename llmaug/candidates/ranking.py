@@ -8,15 +8,31 @@ can reach a candidate list.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 import torch
 
-from .errors import ConfigError
-from .recbole_compat import quiet_recbole, recbole_config
+from ..errors import ConfigError
+from ..recbole_compat import quiet_recbole, recbole_config
+from .policy import BaseModelPlan
 
-ProgressFn = Callable[[int, int], None]
+
+class Progress(Protocol):
+    def advance(self, steps: int = 1) -> None: ...
+
+    def describe(self, status: str) -> None: ...
+
+
+NewStage = Callable[[str, Optional[int]], Progress]
+
+
+class _Silent:
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+    def describe(self, status: str) -> None:
+        pass
 
 
 def _train_only_loader(config, dataset):
@@ -30,53 +46,59 @@ def rank_candidates(
     dataset_dir: Path,
     uid_field: str,
     iid_field: str,
-    model_name: str,
+    plan: BaseModelPlan,
     size: int,
-    epochs: int,
     seed: int,
-    extra_config: Optional[dict[str, Any]] = None,
-    on_epoch: Optional[ProgressFn] = None,
+    new_stage: NewStage = lambda description, total: _Silent(),
 ) -> dict[str, list[str]]:
     """Return, per user token, the ``size`` best-scored item tokens the user has not trained on
-    (no entry for a user who has not trained on that many)."""
+    (no entry for a user who has not trained on that many).
+
+    ``new_stage(description, total)`` gets a progress handle for loading, each training batch and
+    each ranked user: on a large dataset each of these takes minutes.
+    """
     from recbole.data import create_dataset
     from recbole.utils import get_model, init_seed
 
     try:
-        model_class = get_model(model_name)
+        model_class = get_model(plan.model)
     except (ValueError, ImportError):  # an unknown name makes RecBole import its optional lightgbm/xgboost models
-        raise ConfigError(f"candidate_model '{model_name}' is not a RecBole model") from None
+        raise ConfigError(f"candidate_model '{plan.model}' is not a RecBole model") from None
     config_dict = {
         "benchmark_filename": ["train", "valid", "test"],
         "seed": seed,
         "reproducibility": True,
-        "epochs": epochs,
+        "epochs": plan.epochs,
         "normalize_all": False,
         "USER_ID_FIELD": uid_field,
         "ITEM_ID_FIELD": iid_field,
         "load_col": {"inter": [uid_field, iid_field]},
         "additional_feat_suffix": None,
         "preload_weight": None,
-        **(extra_config or {}),
+        **plan.config,
     }
     with quiet_recbole():
-        config = recbole_config(model_name, dataset_dir, config_dict)
+        loading = new_stage(f"Loading for {plan.model}", 1)
+        config = recbole_config(plan.model, dataset_dir, config_dict)
         init_seed(seed, True)
         dataset = create_dataset(config)
         train_data = _train_only_loader(config, dataset)
         init_seed(seed, True)
         model = model_class(config, train_data.dataset).to(config["device"])
-        _fit(model, train_data, epochs, float(config["learning_rate"]), on_epoch)
-        return _top_unseen(model, train_data.dataset, size, config["device"])
+        loading.advance()
+        trainable = any(p.requires_grad for p in model.parameters())  # Pop, ItemKNN: fitted while built
+        if trainable:
+            training = new_stage(f"Training {plan.model}", plan.epochs * len(train_data))
+            _fit(model, train_data, plan.epochs, float(config["learning_rate"]), training)
+        return _top_unseen(model, train_data.dataset, size, config["device"], new_stage)
 
 
-def _fit(model: torch.nn.Module, train_data, epochs: int, learning_rate: float, on_epoch: Optional[ProgressFn]) -> None:
+def _fit(model: torch.nn.Module, train_data, epochs: int, learning_rate: float, progress: Progress) -> None:
     """A bare training loop: RecBole's Trainer would also write tensorboard logs into the cwd."""
-    if not any(p.requires_grad for p in model.parameters()):
-        return  # e.g. Pop, ItemKNN: fitted while the model was built
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     model.train()
     for epoch in range(epochs):
+        progress.describe(f"epoch {epoch + 1}/{epochs}")
         for interaction in train_data:
             interaction = interaction.to(model.device)
             optimizer.zero_grad()
@@ -84,12 +106,11 @@ def _fit(model: torch.nn.Module, train_data, epochs: int, learning_rate: float, 
             loss = sum(loss) if isinstance(loss, tuple) else loss
             loss.backward()
             optimizer.step()
-        if on_epoch:
-            on_epoch(epoch + 1, epochs)
+            progress.advance()
 
 
 @torch.no_grad()
-def _top_unseen(model, train_dataset, size: int, device, batch_users: int = 512) -> dict[str, list[str]]:
+def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, batch_users: int = 512) -> dict[str, list[str]]:
     from recbole.data.interaction import Interaction
 
     model.eval()
@@ -100,6 +121,7 @@ def _top_unseen(model, train_dataset, size: int, device, batch_users: int = 512)
     # A pool holds unseen items only: a user who has seen all but a few items gets none.
     users_with_pool = np.flatnonzero((seen_count > 0) & (n_items - 1 - seen_count >= size))
     ranked: dict[str, list[str]] = {}
+    ranking = new_stage("Ranking candidates", len(users_with_pool))
     for start in range(0, len(users_with_pool), batch_users):
         users = users_with_pool[start : start + batch_users]
         scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
@@ -111,4 +133,5 @@ def _top_unseen(model, train_dataset, size: int, device, batch_users: int = 512)
         user_tokens = train_dataset.id2token(uid_field, users)
         item_tokens = train_dataset.id2token(iid_field, top)
         ranked.update(zip(user_tokens.tolist(), item_tokens.tolist()))
+        ranking.advance(len(users))
     return ranked

@@ -1,0 +1,152 @@
+"""What lets a run grow: the base-model policy, the compact journal index, streamed vector files,
+per-stage memory, and progress a log shows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_llmaug
+from llmaug.atomic import write_atomic_file, write_vector_file
+from llmaug.candidates import plan_base_model
+from llmaug.candidates.policy import LIGHTGCN_LIMIT
+from llmaug.errors import DatasetError
+from llmaug.input import reader
+from llmaug.journal import AnswerEntry, Journal, answers_for, index_answers
+from llmaug.monitor import Timer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from synthetic import write_synthetic  # noqa: E402
+
+
+def test_auto_keeps_lightgcn_on_small_data_and_switches_to_large_batch_bpr_above_the_limit():
+    assert plan_base_model("auto", 10, {}, 80_808).model == "LightGCN"
+    assert plan_base_model("auto", 10, {}, LIGHTGCN_LIMIT).model == "LightGCN"
+    large = plan_base_model("auto", 10, {}, 24_000_000)
+    assert large.model == "BPR" and large.config["train_batch_size"] == 65_536 and large.config["learning_rate"] > 0.001
+    mid = plan_base_model("auto", 10, {}, LIGHTGCN_LIMIT + 1)
+    assert 2_048 <= mid.config["train_batch_size"] <= (LIGHTGCN_LIMIT + 1) // 16  # at least 16 batches an epoch
+    # What the user names is kept, and their candidate_config keys win over auto's.
+    assert plan_base_model("NeuMF", 3, {"learning_rate": 0.1}, 24_000_000).config == {"learning_rate": 0.1}
+    assert plan_base_model("auto", 10, {"learning_rate": 0.05}, 24_000_000).config["learning_rate"] == 0.05
+
+
+def entry(key: str, status: str = "accepted", **fields) -> dict:
+    record = {"liked": "i1", "disliked": "i2"} if status == "accepted" else None
+    return AnswerEntry(key=key, task="edges", entity=key.upper(), model="m", request_hash="h", status=status,
+                       record=record, raw="x" * 1000, input_tokens=10, **fields).model_dump()
+
+
+def test_the_journal_index_holds_statuses_and_reads_records_back_streaming(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        journal.append(entry("a", "error"))
+        journal.append(entry("b"))
+        journal.append(entry("c", "failed"))
+        journal.append({"key": "d", "status": "from a future version"})
+        journal.append(entry("a"))  # re-asked: the latest line wins
+        journal.append(entry("e"))
+        journal.append({"key": "e", "status": "accepted"})  # the latest line for e is not an answer
+    with path.open("a") as fh:
+        fh.write('{"key": "f", "sta')  # torn
+    index = index_answers(Journal(path))
+    assert index.status == {"a": "accepted", "b": "accepted", "c": "failed"}
+    assert index.models == {"m"} and index.unusable == 3  # d, e and the torn line
+    answers = answers_for(Journal(path), {"A": "a", "C": "c", "E": "e", "Z": "z"})
+    assert set(answers) == {"A", "C"}
+    assert answers["A"].record == {"liked": "i1", "disliked": "i2"} and answers["A"].input_tokens == 10
+    assert answers["C"].status == "failed" and answers["C"].record is None
+
+
+def test_a_streamed_vector_file_is_byte_identical_to_the_frame_writer(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((20_000, 7)).astype(np.float32) * 1e-3
+    ids = [f"u{k}" for k in range(len(vectors) - 1)] + ['say "hi"']
+    write_vector_file(tmp_path / "streamed", "uid", "emb", ids, vectors, chunk=4096)
+    cells = [" ".join(f"{x:.6g}" for x in row) for row in vectors]
+    write_atomic_file(tmp_path / "framed", pd.DataFrame({"uid": ids, "emb": cells}), {"uid": "token", "emb": "float_seq"})
+    assert (tmp_path / "streamed").read_bytes() == (tmp_path / "framed").read_bytes()
+
+
+def test_the_timer_attributes_peak_memory_to_the_stage_that_reached_it():
+    timer = Timer(sample_seconds=0.01)
+    with timer("small"):
+        pass
+    with timer("large"):
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        block.sum()
+        del block
+    assert timer.peak_rss_mb["large"] >= timer.peak_rss_mb["small"] + 48
+    assert set(timer.wall) == set(timer.cpu) == {"small", "large"}
+
+
+def test_progress_reaches_a_log_while_each_stage_runs(tmp_path):
+    """stderr to a file: every stage says when it starts and ends, and long ones say where they are."""
+    data = write_synthetic(tmp_path, users=300, items=150, per_user=12, name="logged")
+    (tmp_path / "config.yaml").write_text("candidate_epochs: 3\ncandidate_config: {train_batch_size: 32}\n")  # ~250 batches
+    out = tmp_path / "out"
+    result = run_llmaug("augment", "--dataset", str(data), "--out", str(out), "--config", str(tmp_path / "config.yaml"),
+                        env={"LLMAUG_PROGRESS_SECONDS": "0.1"})
+    lines = result.stderr.splitlines()
+    assert result.returncode == 0, lines
+    assert "\x1b" not in "".join(lines)  # plain lines, no terminal control codes
+    for stage in ("Loading for LightGCN", "Training LightGCN", "Ranking candidates", "Embedding item text", "Augmenting edges",
+                  "Augmenting users", "Embedding users", "Augmenting items"):
+        mine = [line for line in lines if line.startswith(f"{stage}: ")]
+        assert mine and "done in" in mine[-1], (stage, lines)
+    training = [line for line in lines if line.startswith("Training LightGCN: ")]
+    assert any("epoch " in line and "/s" in line and "ETA" in line for line in training[:-1]), training
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["base_model"]["model"] == "LightGCN"
+    assert set(manifest["peak_rss_mb"]) == set(manifest["timings_s"]) and all(v > 0 for v in manifest["peak_rss_mb"].values())
+
+
+TRICKY_ROWS = [
+    "u1\ti1\tsay \"hi\" twice\t 007 ",
+    "u2\ti2\tNaN\tNULL",
+    "u3\ti3\t\t#not a comment",
+    "u1\ti4\tÜber den Wolken 東京\t1e5",
+    "u4\ti1\tsemi;colon, comma\t-0.0",
+    "u5\ti5\ttab-free 'quote'\tNone",
+]
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_the_c_parser_reads_every_cell_as_the_exact_reader_does(tmp_path, ending, bom):
+    path = tmp_path / "tricky.inter"
+    text = ending.join(["user_id:token\titem_id:token\tnote:token_seq\tstamp:token", *TRICKY_ROWS]) + ending
+    path.write_bytes(bom + text.encode("utf-8"))
+    fast = reader.read_atomic(path).frame
+    exact = reader._exact(path, reader._checked_bytes(path), {"user_id": "token", "item_id": "token", "note": "token_seq", "stamp": "token"})
+    pd.testing.assert_frame_equal(fast, exact, check_index_type=False)
+    assert fast.index.tolist() == list(range(2, 2 + len(TRICKY_ROWS)))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("u1\ti1\nu2\ti2\tx\n", "line 3 has 3 tab-separated fields but its header names 2"),
+    ("u1\ti1\nu2\n", "line 3 has 1 tab-separated fields but its header names 2"),
+])
+def test_rows_the_c_parser_cannot_be_trusted_with_are_named_by_the_exact_reader(tmp_path, body, message):
+    path = tmp_path / "bad.inter"
+    path.write_text("user_id:token\titem_id:token\n" + body, encoding="utf-8")
+    with pytest.raises(DatasetError, match=message):
+        reader.read_atomic(path)
+
+
+def test_blank_lines_keep_each_rows_file_line(tmp_path):
+    path = tmp_path / "gaps.inter"
+    path.write_text("user_id:token\titem_id:token\nu1\ti1\n\nu2\ti2\n", encoding="utf-8")
+    assert reader.read_atomic(path).frame.index.tolist() == [2, 4]
+
+
+def test_repeated_tokens_share_one_string_object(tmp_path):
+    path = tmp_path / "shared.inter"
+    path.write_text("user_id:token\titem_id:token\n" + "".join(f"u{k % 3}\ti{k % 5}\n" for k in range(100)), encoding="utf-8")
+    frame = reader.read_atomic(path).frame
+    assert len({id(v) for v in frame["user_id"]}) == 3 and len({id(v) for v in frame["item_id"]}) == 5
