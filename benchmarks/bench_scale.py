@@ -6,6 +6,7 @@ generated into a scratch directory and deleted afterwards; the provider is ``off
 
     python benchmarks/bench_scale.py [--sizes 10k,100k] [--json FILE] [--scratch DIR]
     python benchmarks/bench_scale.py --sizes 10k,100k,1M --json docs/results/scale/scale.json
+    python benchmarks/bench_scale.py --sizes 1M --tasks edges   # without profiles: ~50 min less
 
 Each run is a child process, so peak memory is the run's own (``ru_maxrss`` from ``wait4``); the
 per-stage peaks come from the run's manifest (``peak_rss_mb``). Its progress log goes to
@@ -38,13 +39,13 @@ def parse_size(text: str) -> int:
     return int(float(text.rstrip("km")) * factor)
 
 
-def run_size(users: int, scratch: Path, log: Path) -> dict:
+def run_size(users: int, scratch: Path, log: Path, tasks: str) -> dict:
     items = ITEMS.get(users, max(1_000, users // 10))
     started = time.perf_counter()
     data = write_synthetic(scratch, users, items, name=f"synthetic{users}")
     generated = time.perf_counter() - started
     out = scratch / f"out{users}"
-    command = [sys.executable, "-m", "llmaug", "augment", "--dataset", str(data), "--out", str(out)]
+    command = [sys.executable, "-m", "llmaug", "augment", "--dataset", str(data), "--out", str(out), "--tasks", tasks]
     env = {**os.environ, "LLMAUG_PROGRESS_SECONDS": os.environ.get("LLMAUG_PROGRESS_SECONDS", "60")}
     started = time.perf_counter()
     with log.open("w") as stderr:
@@ -57,7 +58,7 @@ def run_size(users: int, scratch: Path, log: Path) -> dict:
     size = {"users": users, "items": items, "interactions": sum(manifest["split"].values()),
             "generate_s": round(generated, 1), "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "stages_s": manifest["timings_s"], "stages_peak_rss_mb": manifest["peak_rss_mb"], "base_model": manifest["base_model"],
-            "embedding_precision": manifest.get("embedding_precision")}
+            "embedding_precision": manifest.get("embedding_precision"), "tasks": tasks}
     shutil.rmtree(data)
     shutil.rmtree(out)
     return size
@@ -91,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10k,100k", help="user counts, e.g. 10k,100k,1M")
     parser.add_argument("--scratch", type=Path, help="where datasets and runs go (default: a temporary directory)")
+    parser.add_argument("--tasks", default="edges,users,items", help="as llmaug augment --tasks (edges alone skips the profiles)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="llmaug-scale-"))
@@ -99,7 +101,7 @@ def main() -> None:
     for text in args.sizes.split(","):
         users = parse_size(text)
         print(f"{users:,} users: running (progress in {scratch / f'{text}.log'})", flush=True)
-        sizes.append(run_size(users, scratch, scratch / f"{text}.log"))
+        sizes.append(run_size(users, scratch, scratch / f"{text}.log", args.tasks))
         print(f"  {sizes[-1]['wall_s']:.1f} s, peak {sizes[-1]['peak_rss_mb'] / 1024:.2f} GB", flush=True)
     print(f"\n{platform.machine()}, {os.cpu_count()} CPUs; seconds and peak resident memory per stage")
     print(table(sizes))

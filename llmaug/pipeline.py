@@ -46,12 +46,12 @@ def augment(
     reporter = reporter or quiet_reporter()
     timer = Timer()
     # Everything a user can get wrong is checked before anything is written.
-    with timer("read"):
+    with timer("read"), reporter.step("Reading dataset"):
         source = load_source(dataset, settings)
     run = RunDir(out)
     run.check(source.directory)
     provider_factory = get_provider(settings)
-    with timer("split"):
+    with timer("split"), reporter.step("Splitting"):
         usable = usable_interactions(source)
         split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
         source, usable = source.split_off(), usable.split_off()
@@ -96,7 +96,7 @@ def augment(
                         with timer(f"{name}_embedding"):
                             ids, texts = _embed_inputs(task, accepted)
                             augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
-        with timer("write"):
+        with timer("write"), reporter.step("Writing dataset"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
         manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, files, skipped_lines)

@@ -1,8 +1,9 @@
 """Progress with live counts (accepted, failed, re-asked, tokens, cost), on stderr.
 
 On a terminal each stage is a rich progress bar. Anywhere else (a log file, CI, ``nohup``) a
-redrawn bar shows nothing until the run ends, so each stage writes a one-line status instead:
-when it starts, every ``LLMAUG_PROGRESS_SECONDS`` (default 30) while it runs, and when it ends.
+redrawn bar shows nothing until the run ends, so each stage writes one-line statuses instead:
+every ``LLMAUG_PROGRESS_SECONDS`` (default 30) while it runs, and one when it ends. Not when it
+starts: a mistake found at once still gets its one line on stderr and nothing else.
 """
 
 from __future__ import annotations
@@ -81,15 +82,17 @@ class Reporter:
         finally:
             stop.set()
             ticker.join()
-            for task in self._progress.tasks:  # a stage interrupted midway says where it stopped
-                if task.id not in self._logged_end:
-                    self._write(task)
 
     def stage(self, description: str, total: Optional[float]) -> Stage:
-        task = self._progress.add_task(description, total=total, status="")
-        if self._log:
-            self._write(self._task(task))
-        return Stage(self, task)
+        return Stage(self, self._progress.add_task(description, total=total, status=""))
+
+    @contextlib.contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """A stage with nothing to count (reading, splitting, writing): a log still says when it
+        starts and how long it took."""
+        stage = self.stage(description, total=1)
+        yield
+        stage.advance()
 
     def note(self, message: str) -> None:
         self.console.print(message)
