@@ -3,9 +3,10 @@
 
     python benchmarks/bench_candidates.py [--dataset ml-100k] [--plans auto,BPR-large,BPR] [--json FILE]
 
-A plan is ``auto`` (what llmaug chooses for this dataset), ``large`` (what ``auto`` chooses above
-its size limit, applied here whatever the size: the quality check for large data on small data)
-or any RecBole model name with RecBole's defaults.
+A plan is ``auto`` (what llmaug chooses for this dataset), ``large`` (the rule ``auto`` follows
+above its size limit, applied here whatever the size: the same batches per epoch and learning
+rate, so the quality check for large data runs on real data) or any RecBole model name with
+RecBole's defaults.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 
 
 def plan_for(name: str, train_interactions: int, settings):
-    from llmaug.candidates.policy import LIGHTGCN_LIMIT, plan_base_model
+    from llmaug.candidates.policy import large_data_plan, plan_base_model
 
     if name == "large":
-        return plan_base_model("auto", settings.candidate_epochs, {}, max(train_interactions, LIGHTGCN_LIMIT + 1))
+        return large_data_plan(settings.candidate_epochs, {}, train_interactions)
     return plan_base_model(name, settings.candidate_epochs, {}, train_interactions)
 
 

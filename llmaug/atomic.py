@@ -18,9 +18,9 @@ def write_atomic_file(path: Path, frame: pd.DataFrame, types: Mapping[str, str])
     RecBole reads atomic files with CSV quoting, so a cell holding '"' (generated text may start
     with one) is quoted the CSV way: RecBole reads back exactly the text written.
     """
-    out = frame[list(types)].copy()
-    out.columns = [f"{name}:{kind}" for name, kind in types.items()]
-    write_text_atomically(path, lambda fh: out.to_csv(fh, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n"))
+    header = [f"{name}:{kind}" for name, kind in types.items()]
+    write_text_atomically(path, lambda fh: frame.to_csv(fh, columns=list(types), header=header, sep="\t", index=False,
+                                                        quoting=csv.QUOTE_MINIMAL, lineterminator="\n"))
 
 
 def float_seq(vectors: np.ndarray) -> list[str]:

@@ -149,9 +149,10 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
         return json.loads(cache.read_text(encoding="utf-8")), plan
     # The base model's workspace holds the training split only (valid/test are header-only files),
     # so no validation or test interaction can shape a candidate pool.
-    for part, frame in split.parts().items():
-        rows = frame if part == "train" else frame.iloc[:0]
-        write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", rows, source.inter.types)
+    with reporter.step(f"Writing {plan.model}'s training split"):
+        for part, frame in split.parts().items():
+            rows = frame if part == "train" else frame.iloc[:0]
+            write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", rows, source.inter.types)
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
     ranked = rank_candidates(run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)

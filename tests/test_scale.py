@@ -152,3 +152,39 @@ def test_repeated_tokens_share_one_string_object(tmp_path):
     path.write_text("user_id:token\titem_id:token\n" + "".join(f"u{k % 3}\ti{k % 5}\n" for k in range(100)), encoding="utf-8")
     frame = reader.read_atomic(path).frame
     assert len({id(v) for v in frame["user_id"]}) == 3 and len({id(v) for v in frame["item_id"]}) == 5
+
+
+class CountingEncoder:
+    """A stand-in for the model inside CachedEncoder (which is what is tested): a vector per text."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def encode(self, texts, on_batch=None):
+        self.seen.append(list(texts))
+        if on_batch:
+            on_batch(len(texts))
+        return np.array([[len(t), sum(map(ord, t))] for t in texts], np.float32)
+
+
+def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(tmp_path):
+    from llmaug.embedding import CachedEncoder
+    from llmaug.progress import quiet_reporter
+
+    inner = CountingEncoder()
+    cached = CachedEncoder(inner)
+    first = cached.encode(["b", "a", "b"], quiet_reporter(), "x")
+    again = cached.encode(["a", "cc", "b", "cc"], quiet_reporter(), "x")
+    assert inner.seen == [["b", "a"], ["cc"]]  # local vectors: one call per encode, duplicates once
+    assert first.tolist() == [[1, 98], [1, 97], [1, 98]] and again.tolist() == [[1, 97], [2, 198], [1, 98], [2, 198]]
+    assert cached.encode([], quiet_reporter(), "x").shape == (0, 0)
+    # Paid vectors are journaled and not asked again by the next run.
+    store = tmp_path / "embeddings.jsonl"
+    with CachedEncoder(CountingEncoder(), Journal(store)) as paid:
+        paid.encode(["a", "b"], quiet_reporter(), "x")
+    rerun_inner = CountingEncoder()
+    with CachedEncoder(rerun_inner, Journal(store)) as rerun:
+        assert rerun.encode(["b", "z", "a"], quiet_reporter(), "x").tolist() == [[1, 98], [1, 122], [1, 97]]
+    assert rerun_inner.seen == [["z"]]
