@@ -94,7 +94,7 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
 @click.option("--seed", type=int, metavar="S", help="Seed for the split and the base recommender (default 2024).")
 @click.option("--dry-run", is_flag=True, help="Render every prompt and estimate requests, tokens and cost; send nothing.")
 @click.option("--fresh", is_flag=True, help="Forget the answers journaled in OUT and start over.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (nor, without a terminal, progress lines).")
 def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, dry_run: bool, fresh: bool, **flags) -> None:
     """Augment a dataset: split it, rank candidates, ask the provider, write a RecBole dataset.
 
@@ -106,6 +106,11 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, d
     \b
     Keys come from the provider's usual environment variables (OPENAI_API_KEY, AZURE_API_KEY...),
     never from flags or files. Ctrl-C stops cleanly; the same command resumes.
+
+    \b
+    Large datasets: the base model is LightGCN up to 250k training interactions and BPR above
+    (candidate_model: auto). Without a terminal (a log, CI, nohup) every stage writes a status line
+    every 30 s (LLMAUG_PROGRESS_SECONDS) with rate and ETA; manifest.json has time and memory per stage.
 
     \b
     Examples:

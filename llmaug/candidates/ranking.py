@@ -21,7 +21,7 @@ from .policy import BaseModelPlan
 class Progress(Protocol):
     def advance(self, steps: int = 1) -> None: ...
 
-    def describe(self, status: str) -> None: ...
+    def describe(self, detail: str) -> None: ...
 
 
 NewStage = Callable[[str, Optional[int]], Progress]
@@ -31,7 +31,7 @@ class _Silent:
     def advance(self, steps: int = 1) -> None:
         pass
 
-    def describe(self, status: str) -> None:
+    def describe(self, detail: str) -> None:
         pass
 
 
