@@ -26,7 +26,7 @@ def write_atomic_file(path: Path, frame: pd.DataFrame, types: Mapping[str, str])
 def float_seq(vectors: np.ndarray) -> list[str]:
     """RecBole's ``float_seq`` cell: space-separated numbers, one string per row."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    template = " ".join(["%.6g"] * vectors.shape[1]) if vectors.ndim == 2 else ""
+    template = " ".join(["%.6g"] * vectors.shape[1])
     return [template % tuple(row) for row in vectors.tolist()]  # one C-level format per row: 2.5x a join
 
 

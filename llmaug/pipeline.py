@@ -84,7 +84,6 @@ def augment(
             provider = provider_factory(settings, dataclasses.replace(context, item_vectors=item_vectors))
             augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
             index = index_answers(journal)
-            skipped_lines = index.unusable
             _warn_about_journal(run, provider, index, reporter)
             with contextlib.closing(provider):  # stops a managed server on success, error and Ctrl-C
                 for name in settings.tasks:
@@ -99,7 +98,7 @@ def augment(
         with timer("write"), reporter.step("Writing dataset"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
-        manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, files, skipped_lines)
+        manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, files, index.unusable)
         commit(run.staging, run.out, files, manifest)
     return manifest
 

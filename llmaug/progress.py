@@ -88,8 +88,8 @@ class Reporter:
 
     @contextlib.contextmanager
     def step(self, description: str) -> Iterator[None]:
-        """A stage with nothing to count (reading, splitting, writing): a log still says when it
-        starts and how long it took."""
+        """A stage with nothing to count (reading, splitting, writing): a log still says how long
+        it took."""
         stage = self.stage(description, total=1)
         yield
         stage.advance()

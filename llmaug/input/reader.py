@@ -40,7 +40,8 @@ class AtomicFile:
 
 def read_atomic(path: Path) -> AtomicFile:
     data = _checked_bytes(path)
-    types = _header(path, data.split(b"\n", 1)[0].removesuffix(b"\r").decode("utf-8"))
+    end = data.find(b"\n")
+    types = _header(path, data[: len(data) if end == -1 else end].removesuffix(b"\r").decode("utf-8"))  # no copy of the rest
     frame = _parsed(data, types)
     if frame is None:
         frame = _exact(path, data, types)

@@ -11,7 +11,7 @@ import os
 import resource
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Iterator
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -34,7 +34,6 @@ class Timer:
         self.peak_rss_mb: dict[str, float] = {}
         self._sample_seconds = sample_seconds
         self._peak = 0
-        self._stop: Optional[threading.Event] = None
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
