@@ -165,12 +165,15 @@ class LiteLLMProvider(Provider):
                 job = queue.get_nowait()
                 emit(await self._ask(task, job))
 
+        fatal: list[BaseException] = []
         try:
             async with asyncio.TaskGroup() as group:  # a fatal error in one worker cancels the others
                 for _ in range(min(self.concurrency, len(jobs))):
                     group.create_task(worker())
-        except* ProviderError as fatal:
-            raise fatal.exceptions[0] from None
+        except* ProviderError as errors:
+            fatal.extend(errors.exceptions)
+        if fatal:  # raised here, not inside except*: Python < 3.11.4 wraps that in an ExceptionGroup
+            raise fatal[0] from None
 
     async def _ask(self, task: Task, job: Job) -> Outcome:
         litellm = self.litellm
