@@ -42,21 +42,22 @@ def split_interactions(
     for the sparse regime; validation and test stay as they are.
     """
     rng = np.random.default_rng(seed)
-    shuffled = inter.iloc[rng.permutation(len(inter))]
-    shuffled = shuffled.iloc[np.argsort(shuffled[uid_field].to_numpy(), kind="stable")]
-    rank = shuffled.groupby(uid_field, sort=False).cumcount().to_numpy()
-    counts = shuffled.groupby(uid_field, sort=False)[uid_field].transform("size").to_numpy()
-    bounds = {n: _part_sizes(n, ratios) for n in np.unique(counts)}
-    first = np.array([bounds[n][0] for n in counts])
-    second = np.array([bounds[n][1] for n in counts])
-    part = np.where(rank < first, 0, np.where(rank < second, 1, 2))
-    train_mask = part == 0
+    # On integer codes rather than the rows: each user's rows in a seeded random order, then each
+    # row's rank within its user. The same parts as shuffling and grouping the frame, in a few
+    # int32 arrays (a million users' 30 M rows: ~120 MB each) instead of copies of the frame.
+    users = pd.factorize(inter[uid_field].to_numpy())[0].astype(np.int32)
+    order = rng.permutation(len(inter)).astype(np.int32)
+    order = order[np.argsort(users[order], kind="stable")]
+    counts = np.bincount(users)
+    del users
+    sizes = np.unique(counts)
+    bounds = np.array([_part_sizes(int(n), ratios) for n in sizes], dtype=np.int32)[np.searchsorted(sizes, counts)]  # per user
+    user_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)  # order lists user 0's rows, then user 1's, ...
+    rank = np.arange(len(order), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
+    part = np.where(rank < bounds[user_of, 0], 0, np.where(rank < bounds[user_of, 1], 1, 2)).astype(np.int8)
     if train_fraction < 1.0:
-        keep = np.maximum(1, np.ceil(first * train_fraction)).astype(int)
-        train_mask &= rank < keep
-    restore = lambda frame: frame.sort_index(kind="stable").reset_index(drop=True)  # noqa: E731
-    return Split(
-        train=restore(shuffled[train_mask]),
-        valid=restore(shuffled[part == 1]),
-        test=restore(shuffled[part == 2]),
-    )
+        keep = np.maximum(1, np.ceil(bounds[:, 0] * train_fraction)).astype(np.int32)
+        part[(part == 0) & (rank >= keep[user_of])] = -1  # left out of training, and of every part
+    del rank, user_of
+    rows = lambda k: inter.iloc[np.sort(order[part == k])]  # noqa: E731  (in the source's order)
+    return Split(train=rows(0), valid=rows(1), test=rows(2))
