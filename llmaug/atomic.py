@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import IO, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .errors import DatasetError
+from .input.reader import AtomicFile
 
 
 def write_atomic_file(path: Path, frame: pd.DataFrame, types: Mapping[str, str]) -> None:
@@ -53,12 +57,19 @@ os.umask(_UMASK)
 
 
 def write_text_atomically(path: Path, write) -> None:
+    with atomically_written(path) as fh:
+        write(fh) if callable(write) else fh.write(write)
+
+
+@contextlib.contextmanager
+def atomically_written(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file handle whose file appears at ``path`` complete, with the umask's permissions, or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh) if callable(write) else fh.write(write)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the dataset from other users
@@ -66,3 +77,32 @@ def write_text_atomically(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def copy_rows(source: AtomicFile, targets: Mapping[Path, pd.Index]) -> None:
+    """Write each target as ``source``'s header and the rows at the given line numbers, copied
+    byte for byte (a CRLF line ends in LF): the cells llmaug did not keep are written as the user
+    wrote them, and RecBole reads them as it reads the source (``input.reader`` made sure)."""
+    if not source.unchanged():
+        raise DatasetError(f"{source.path.name} changed during the run; run again once nothing writes to it")
+    last = max((int(lines.max()) for lines in targets.values() if len(lines)), default=0)
+    parts = np.full(last + 1, -1, dtype=np.int8)
+    for number, lines in enumerate(targets.values()):
+        parts[np.asarray(lines)] = number
+    part_of = parts.tobytes()  # indexing bytes is several times faster than indexing an array, once per line
+    header = ("\t".join(source.header()) + "\n").encode("utf-8")
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(atomically_written(path, "wb")) for path in targets]
+        for fh in files:
+            fh.write(header)
+        with open(source.path, "rb") as rows:
+            for number, line in enumerate(rows, start=1):
+                if number > last:
+                    break
+                part = part_of[number]
+                if part != 255:
+                    if line.endswith(b"\r\n"):
+                        line = line[:-2] + b"\n"
+                    elif not line.endswith(b"\n"):
+                        line += b"\n"
+                    files[part].write(line)

@@ -1,6 +1,8 @@
 """The source dataset: RecBole atomic files read as text, with their field roles checked.
 
-Tokens stay strings end to end, so every output row is keyed by the dataset's own ids.
+Tokens stay strings end to end, so every output row is keyed by the dataset's own ids. Of the
+interactions only the ids and the time are held (rows keep their line in the file as index): the
+output's interaction files are copied from the source file, so every other cell stays as written.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class SourceDataset:
     skipped_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows left out, for the manifest
 
     @property
+    def time_field(self) -> Optional[str]:
+        """The interactions' time, which orders a history: the first float field named like one."""
+        return time_field(self.inter.types)
+
+    @property
     def items(self) -> pd.DataFrame:
         return self.item.frame
 
@@ -64,7 +71,11 @@ class SourceDataset:
     def split_off(self) -> "SourceDataset":
         """This dataset with its interaction rows let go (their header kept): once the split holds
         every usable row, keeping the source's copy too would double the largest table."""
-        return dataclasses.replace(self, inter=AtomicFile(self.inter.frame.iloc[:0], self.inter.types))
+        return dataclasses.replace(self, inter=dataclasses.replace(self.inter, frame=self.inter.frame.iloc[:0].copy()))  # a slice would keep the rows
+
+
+def time_field(types: dict[str, str]) -> Optional[str]:
+    return next((f for f, kind in types.items() if kind == "float" and "time" in f.lower()), None)
 
 
 def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:
@@ -75,12 +86,8 @@ def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:
         raise DatasetError(f"{directory} has no {inter_path.name} (RecBole names files after their directory)")
     if not item_path.is_file():
         raise DatasetError(f"{directory} has no {item_path.name}: prompts need item text")
-    inter = read_atomic(inter_path)
-    token_fields = [f for f, kind in inter.types.items() if kind == "token"]
-    if len(token_fields) < 2:
-        raise DatasetError(f"{inter_path.name} needs two token columns, the user id and then the item id; "
-                           f"its header is {' '.join(inter.header())}")
-    uid_field, iid_field = token_fields[:2]
+    inter = read_atomic(inter_path, lambda types: (_ids(types, inter_path), [f for f in [time_field(types)] if f]))
+    uid_field, iid_field = _ids(inter.types, inter_path)
     if inter.frame.empty:
         raise DatasetError(f"{inter_path.name} has a header but no interactions")
     item = read_atomic(item_path)
@@ -99,7 +106,16 @@ def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:
     if user is not None:
         user, skipped["user_duplicate"] = _one_row_per_id(user, uid_field, user_path)
         user = _renumbered(user)
-    return SourceDataset(name, directory, _renumbered(inter), _renumbered(item), user, uid_field, iid_field, skipped)
+    return SourceDataset(name, directory, inter, _renumbered(item), user, uid_field, iid_field, skipped)
+
+
+def _ids(types: dict[str, str], path: Path) -> tuple[str, str]:
+    """RecBole's convention: the first two token columns of ``.inter`` are the user and item ids."""
+    token_fields = [f for f, kind in types.items() if kind == "token"]
+    if len(token_fields) < 2:
+        header = " ".join(f"{name}:{kind}" for name, kind in types.items())
+        raise DatasetError(f"{path.name} needs two token columns, the user id and then the item id; its header is {header}")
+    return token_fields[0], token_fields[1]
 
 
 def _check_key(file: AtomicFile, key: str, path: Path, inter_path: Path) -> None:
@@ -147,9 +163,9 @@ def _one_row_per_id(file: AtomicFile, key: str, path: Path) -> tuple[AtomicFile,
         token = distinct[key][conflicting].iloc[0]
         first, second = file.frame.index[file.frame[key] == token][:2]
         raise DatasetError(f"{path.name} lists {key} {token!r} twice with different fields (lines {first} and {second}); keep one row per id")
-    return AtomicFile(file.frame[~repeated], file.types), int(repeated.sum())
+    return dataclasses.replace(file, frame=file.frame[~repeated]), int(repeated.sum())
 
 
 def _renumbered(file: AtomicFile) -> AtomicFile:
-    """Line numbers served the messages above; later steps count rows from 0."""
-    return AtomicFile(file.frame.reset_index(drop=True), file.types)
+    """Line numbers served the messages above; later steps count item and user rows from 0."""
+    return dataclasses.replace(file, frame=file.frame.reset_index(drop=True))

@@ -31,7 +31,8 @@ def render_messages(dataset: str, settings: Settings, task_name: str, entity: st
     if task_name == "edges":
         with tempfile.TemporaryDirectory() as scratch:
             # The same seed and settings give the same pools a run would rank.
-            data.candidates.update(_candidates(RunDir(Path(scratch) / source.name), source, split, settings, quiet_reporter()))
+            pools, _plan = _candidates(RunDir(Path(scratch) / source.name), source, split, settings, quiet_reporter())
+            data.candidates.update(pools)
         if entity not in data.candidates:
             raise DatasetError(f"user '{entity}' has fewer than {settings.candidates} items they have not interacted with, so no candidate pool")
     task = TASKS[task_name](data)

@@ -15,13 +15,13 @@ from typing import Any, Optional
 import pandas as pd
 
 from . import __version__
-from .atomic import write_atomic_file, write_text_atomically
+from .atomic import write_text_atomically
 from .candidates import BaseModelPlan, plan_base_model
 from .config import Settings
 from .dataset import SourceDataset, load_source
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
-from .monitor import Timer
+from .monitor import Timer, release_freed_memory
 from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, answers_for, index_answers, journal_key
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
@@ -58,6 +58,7 @@ def augment(
         if "edges" in settings.tasks:
             check_rankable(split.train, source, settings.candidates)
         data = build_prompt_data(source, split.train, settings)
+        release_freed_memory()
     for warning in usable.warnings(source):
         reporter.warn(warning)
 
@@ -67,6 +68,7 @@ def augment(
             with timer("candidates"):
                 pools, plan = _candidates(run, source, split, settings, reporter)
                 data.candidates.update(pools)
+                release_freed_memory()  # RecBole's dataset and model
             without_pool = len(set(data.histories) - set(data.candidates))
             if without_pool:
                 reporter.warn(f"llmaug: warning: users with fewer than {settings.candidates} items they have not interacted with: "
@@ -139,22 +141,15 @@ def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Ti
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> tuple[dict[str, list[str]], BaseModelPlan]:
     """Rank once per (split, base model plan): a re-run reuses the pools its answers were built on."""
     plan = plan_base_model(settings.candidate_model, settings.candidate_epochs, settings.candidate_config, len(split.train))
-    fingerprint = hashlib.sha256(
-        json.dumps([plan.model, settings.candidates, plan.epochs, plan.config, settings.seed], sort_keys=True).encode()
-        + pd.util.hash_pandas_object(split.train, index=False).values.tobytes()
-    ).hexdigest()[:16]
-    cache = run.state / f"candidates-{fingerprint}.json"
+    fingerprint = hashlib.sha256(json.dumps([plan.model, settings.candidates, plan.epochs, plan.config, settings.seed], sort_keys=True).encode())
+    for field in (source.uid_field, source.iid_field):  # all the base model sees: no validation or test interaction
+        fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())
+    cache = run.state / f"candidates-{fingerprint.hexdigest()[:16]}.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8")), plan
-    # The base model's workspace holds the training split only (valid/test are header-only files),
-    # so no validation or test interaction can shape a candidate pool.
-    with reporter.step(f"Writing {plan.model}'s training split"):
-        for part, frame in split.parts().items():
-            rows = frame if part == "train" else frame.iloc[:0]
-            write_atomic_file(run.workspace / f"{run.workspace.name}.{part}.inter", rows, source.inter.types)
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
-    ranked = rank_candidates(run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
+    ranked = rank_candidates(split.train, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
     write_text_atomically(cache, json.dumps(ranked, ensure_ascii=False))
     return ranked, plan
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from .config import Settings
@@ -46,13 +47,13 @@ def _item_text(source: SourceDataset, settings: Settings) -> dict[str, dict[str,
 
 
 def _histories(train: pd.DataFrame, source: SourceDataset) -> dict[str, list[str]]:
-    time_fields = [f for f, kind in source.inter.types.items() if kind == "float" and "time" in f.lower()]
-    ordered = train
-    if time_fields:
-        ordered = train.assign(_t=pd.to_numeric(train[time_fields[0]], errors="coerce")).sort_values("_t", kind="stable")
-    grouped = ordered.groupby(source.uid_field, sort=False)[source.iid_field].agg(list)
+    users, items = train[source.uid_field].to_numpy(), train[source.iid_field].to_numpy()
+    if source.time_field:
+        oldest_first = np.argsort(train[source.time_field].to_numpy(), kind="stable")  # no time (NaN) last
+        users, items = users[oldest_first], items[oldest_first]
+    grouped = pd.Series(items).groupby(users, sort=False).agg(list)
     first_seen = pd.unique(train[source.uid_field])
-    return {user: grouped[user] for user in first_seen}
+    return dict(zip(first_seen, grouped.reindex(first_seen)))
 
 
 def _demographics(source: SourceDataset, settings: Settings) -> dict[str, dict[str, str]]:

@@ -41,7 +41,8 @@ class RunDir:
 
     @property
     def workspace(self) -> Path:
-        """Where the base recommender reads the split (RecBole wants ``<dir>/<name>/<name>.*``)."""
+        """The dataset directory RecBole is pointed at for the base recommender: RecBole wants one
+        (``<dir>/<name>``), though the training split reaches it as arrays and this stays empty."""
         return self.state / "base" / self.out.name
 
     def check(self, source_dir: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .atomic import write_atomic_file, write_text_atomically, write_vector_file
+from .atomic import copy_rows, write_atomic_file, write_text_atomically, write_vector_file
 from .dataset import SourceDataset
 from .split import Split
 
@@ -64,8 +64,9 @@ def write_dataset(
         write_atomic_file(staging / f"{name}.{suffix}", frame, types)
         written.append(f"{name}.{suffix}")
 
-    for part, frame in split.parts().items():
-        emit(f"{part}.inter", frame, source.inter.types)
+    parts = {f"{name}.{part}.inter": frame.index for part, frame in split.parts().items()}
+    copy_rows(source.inter, {staging / file: lines for file, lines in parts.items()})
+    written.extend(parts)
 
     items = source.items
     item_types = dict(source.item.types)
@@ -116,7 +117,7 @@ def recbole_yaml(directory: Path, source: SourceDataset, embedding_suffixes: lis
         "USER_ID_FIELD": source.uid_field,
         "ITEM_ID_FIELD": source.iid_field,
         "RATING_FIELD": next((f for f in floats if "rating" in f.lower()), None),
-        "TIME_FIELD": next((f for f in floats if "time" in f.lower()), None),
+        "TIME_FIELD": source.time_field,
         "benchmark_filename": ["train", "valid", "test"],
         "normalize_all": False,
         # Only ids by default: text columns would ride along in every training batch (as neg_*

@@ -85,10 +85,29 @@ def test_augmented_edges_come_from_each_users_candidates_and_are_unseen(augmente
         assert pos != neg and {pos, neg} <= pools[user]
 
 
-def test_base_recommender_sees_the_training_split_only(augmented_ml100k):
-    workspace = augmented_ml100k / ".llmaug" / "base" / "ml-100k"
-    assert read(workspace / "ml-100k.train.inter").equals(read(augmented_ml100k / "ml-100k.train.inter"))
-    assert len(read(workspace / "ml-100k.valid.inter")) == len(read(workspace / "ml-100k.test.inter")) == 0
+def test_base_recommender_gets_the_training_split_as_recbole_would_read_it(augmented_ml100k, tmp_path):
+    # The training split reaches the base model as arrays. RecBole reading the written training file
+    # (with header-only validation and test files) must give it the same ids in the same order.
+    from recbole.data import create_dataset
+
+    from llmaug.candidates.policy import BaseModelPlan
+    from llmaug.candidates.ranking import base_model_config
+    from llmaug.candidates.recbole_data import TrainingSplit
+
+    workspace = tmp_path / "ml-100k"
+    workspace.mkdir()
+    train_file = (augmented_ml100k / "ml-100k.train.inter").read_text()
+    (workspace / "ml-100k.train.inter").write_text(train_file)
+    for part in ("valid", "test"):
+        (workspace / f"ml-100k.{part}.inter").write_text(train_file.split("\n", 1)[0] + "\n")
+    config = base_model_config(BaseModelPlan("BPR", 1), workspace, "user_id", "item_id", seed=3)
+    from_file = create_dataset(config)
+    from_arrays = TrainingSplit(config, read(augmented_ml100k / "ml-100k.train.inter")[["user_id", "item_id"]])
+    assert len(from_arrays.inter_feat) == len(from_file.inter_feat) == len(train_file.splitlines()) - 1
+    assert from_arrays.file_size_list == from_file.file_size_list
+    for field in ("user_id", "item_id"):
+        assert np.array_equal(from_arrays.inter_feat[field].to_numpy(), from_file.inter_feat[field].to_numpy())
+        assert list(from_arrays.field2id_token[field]) == list(from_file.field2id_token[field])
 
 
 def test_prompts_show_only_training_interactions():

@@ -189,3 +189,100 @@ def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(t
     with CachedEncoder(rerun_inner, Journal(store)) as rerun:
         assert rerun.encode(["b", "z", "a"], quiet_reporter(), "x").tolist() == [[1, 98], [1, 122], [1, 97]]
     assert rerun_inner.seen == [["z"]]
+
+
+def _ml100k_training_split(tmp_path):
+    from llmaug.candidates.policy import BaseModelPlan
+    from llmaug.candidates.ranking import base_model_config
+    from llmaug.candidates.recbole_data import TrainingSplit
+    from llmaug.config import load_settings
+    from llmaug.dataset import load_source
+    from llmaug.split import split_interactions
+
+    source = load_source("ml-100k", load_settings())
+    train = split_interactions(source.inter.frame, "user_id", [0.8, 0.1, 0.1], seed=2).train
+    config = base_model_config(BaseModelPlan("BPR", 1), tmp_path / "ml-100k", "user_id", "item_id", seed=2)
+    (tmp_path / "ml-100k").mkdir()
+    return TrainingSplit(config, train[["user_id", "item_id"]]).build()[0]
+
+
+def test_the_pair_sampler_draws_the_negatives_recboles_sampler_draws(tmp_path):
+    import torch
+    from recbole.sampler import Sampler
+
+    from llmaug.candidates.recbole_data import PairSampler
+
+    train = _ml100k_training_split(tmp_path)
+    theirs = Sampler(["train"], [train], "uniform").set_phase("train")
+    ours = PairSampler(["train"], [train], "uniform").set_phase("train")
+    users, items = train.inter_feat["user_id"].numpy(), train.inter_feat["item_id"].numpy()
+    one_user = np.full(500, users[0])  # RecBole takes another branch when every key is the same
+    for keys, num in ((users[:20_000], 1), (users[:5_000], 3), (one_user, 2)):
+        np.random.seed(11)
+        expected = theirs.sample_by_user_ids(keys, None, num)
+        np.random.seed(11)
+        drawn = ours.sample_by_user_ids(keys, None, num)
+        assert torch.equal(drawn, expected)
+    seen = set(zip(users.tolist(), items.tolist()))
+    drawn = ours.sample_by_user_ids(users, None, 1).numpy()
+    assert not any((u, i) in seen for u, i in zip(users.tolist(), drawn.tolist())) and drawn.min() >= 1
+
+
+def test_an_interaction_file_is_held_as_ids_and_time_and_written_back_from_the_file(tmp_path):
+    from llmaug.atomic import copy_rows
+    from llmaug.config import load_settings
+    from llmaug.dataset import load_source
+
+    data = tmp_path / "shop"
+    data.mkdir()
+    rows = ["u1\ti1\t 5 \t100\tsay \"hi\"", "u2\ti1\tNaN\t\t#x", "u1\ti2\t3\t99\t", "u3\ti2\t1e3\t101\tÜber"]
+    (data / "shop.inter").write_bytes(("user_id:token\titem_id:token\trating:float\ttimestamp:float\tnote:token_seq\r\n"
+                                       + "".join(r + "\r\n" for r in rows[:2]) + "\n" + "\r\n".join(rows[2:])).encode())
+    (data / "shop.item").write_text("item_id:token\tmovie_title:token_seq\ni1\tOne\ni2\tTwo\n", encoding="utf-8")
+    source = load_source(str(data), load_settings(overrides={"fields": {"title": "movie_title", "year": None, "genre": None}}))
+    frame = source.inter.frame
+    assert list(frame.columns) == ["user_id", "item_id", "timestamp"] and frame["timestamp"].dtype == np.float64
+    assert frame.index.tolist() == [2, 3, 5, 6]  # lines of the file; line 4 is blank
+    assert np.isnan(frame["timestamp"][3]) and frame["timestamp"][6] == 101.0
+    copy_rows(source.inter, {tmp_path / "a.inter": pd.Index([6, 2]), tmp_path / "b.inter": pd.Index([3, 5])})
+    header = "user_id:token\titem_id:token\trating:float\ttimestamp:float\tnote:token_seq\n"
+    assert (tmp_path / "a.inter").read_bytes() == (header + rows[0] + "\n" + rows[3] + "\n").encode()  # in the file's order, LF
+    assert (tmp_path / "b.inter").read_bytes() == (header + rows[1] + "\n" + rows[2] + "\n").encode()
+    (data / "shop.inter").write_text(header + rows[0] + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="shop.inter changed during the run"):
+        copy_rows(source.inter, {tmp_path / "c.inter": pd.Index([2])})
+    assert not (tmp_path / "c.inter").exists()
+
+
+def test_cells_that_are_not_kept_are_still_checked(tmp_path):
+    path = tmp_path / "bad.inter"
+    path.write_text("user_id:token\titem_id:token\trating:float\nu1\ti1\t4\nu2\ti2\tfour\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="line 3: rating:float holds 'four', not a number"):
+        reader.read_atomic(path, lambda types: (["user_id", "item_id"], []))
+
+
+def test_once_split_the_sources_rows_are_let_go():
+    # A zero-row slice of a frame keeps the whole frame's arrays alive; split_off must not.
+    import gc
+    import tracemalloc
+
+    from llmaug.config import load_settings
+    from llmaug.dataset import load_source
+    from llmaug.input.usable import usable_interactions
+    from llmaug.split import split_interactions
+
+    tracemalloc.start()  # it counts what is freed only of what it saw allocated
+    try:
+        source = load_source("ml-100k", load_settings())
+        usable = usable_interactions(source)
+        split = split_interactions(usable.inter, "user_id", [0.8, 0.1, 0.1], seed=0)
+        rows = sum(int(frame.memory_usage(index=True).sum()) for frame in (source.inter.frame, usable.inter))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+        source, usable = source.split_off(), usable.split_off()
+        gc.collect()
+        freed = held - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert source.inter.frame.empty and usable.inter.empty and len(split.train) > 0
+    assert freed > 0.9 * rows, (freed, rows)

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..errors import ConfigError
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import BaseModelPlan
+from .recbole_data import PairSampler, TrainingSplit
 
 
 class Progress(Protocol):
@@ -35,15 +37,9 @@ class _Silent:
         pass
 
 
-def _train_only_loader(config, dataset):
-    from recbole.data import data_preparation
-
-    train_data, _valid, _test = data_preparation(config, dataset)
-    return train_data
-
-
 def rank_candidates(
-    dataset_dir: Path,
+    train: pd.DataFrame,
+    workspace: Path,
     uid_field: str,
     iid_field: str,
     plan: BaseModelPlan,
@@ -54,17 +50,39 @@ def rank_candidates(
     """Return, per user token, the ``size`` best-scored item tokens the user has not trained on
     (no entry for a user who has not trained on that many).
 
-    ``new_stage(description, total)`` gets a progress handle for loading, each training batch and
-    each ranked user: on a large dataset each of these takes minutes.
+    Only ``train``'s user and item columns reach the model. ``workspace`` is the directory RecBole
+    is pointed at (named like the dataset); nothing is read from it. ``new_stage(description,
+    total)`` gets a progress handle for loading, each training batch and each ranked user: on a
+    large dataset each of these takes minutes.
     """
-    from recbole.data import create_dataset
-    from recbole.utils import get_model, init_seed
+    from recbole.utils import ModelType, get_model, init_seed
 
     try:
         model_class = get_model(plan.model)
     except (ValueError, ImportError):  # an unknown name makes RecBole import its optional lightgbm/xgboost models
         raise ConfigError(f"candidate_model '{plan.model}' is not a RecBole model") from None
-    config_dict = {
+    with quiet_recbole():
+        loading = new_stage(f"Loading for {plan.model}", 1)
+        workspace.mkdir(parents=True, exist_ok=True)  # RecBole would try to download a dataset whose directory is missing
+        config = base_model_config(plan, workspace, uid_field, iid_field, seed)
+        if config["MODEL_TYPE"] != ModelType.GENERAL:
+            raise ConfigError(f"candidate_model '{plan.model}' is not a general recommender; candidates need one that ranks "
+                              "every item for a user (e.g. LightGCN, BPR, Pop)")
+        init_seed(seed, True)
+        train_data = _train_loader(config, TrainingSplit(config, train))
+        init_seed(seed, True)
+        model = model_class(config, train_data.dataset).to(config["device"])
+        loading.advance()
+        trainable = any(p.requires_grad for p in model.parameters())  # Pop, ItemKNN: fitted while built
+        if trainable:
+            training = new_stage(f"Training {plan.model}", plan.epochs * len(train_data))
+            _fit(model, train_data, plan.epochs, float(config["learning_rate"]), training)
+        return _top_unseen(model, train_data.dataset, size, config["device"], new_stage)
+
+
+def base_model_config(plan: BaseModelPlan, workspace: Path, uid_field: str, iid_field: str, seed: int):
+    """The base model's RecBole ``Config``: the user's ``candidate_config`` over llmaug's settings."""
+    return recbole_config(plan.model, workspace, {
         "benchmark_filename": ["train", "valid", "test"],
         "seed": seed,
         "reproducibility": True,
@@ -76,21 +94,19 @@ def rank_candidates(
         "additional_feat_suffix": None,
         "preload_weight": None,
         **plan.config,
-    }
-    with quiet_recbole():
-        loading = new_stage(f"Loading for {plan.model}", 1)
-        config = recbole_config(plan.model, dataset_dir, config_dict)
-        init_seed(seed, True)
-        dataset = create_dataset(config)
-        train_data = _train_only_loader(config, dataset)
-        init_seed(seed, True)
-        model = model_class(config, train_data.dataset).to(config["device"])
-        loading.advance()
-        trainable = any(p.requires_grad for p in model.parameters())  # Pop, ItemKNN: fitted while built
-        if trainable:
-            training = new_stage(f"Training {plan.model}", plan.epochs * len(train_data))
-            _fit(model, train_data, plan.epochs, float(config["learning_rate"]), training)
-        return _top_unseen(model, train_data.dataset, size, config["device"], new_stage)
+    })
+
+
+def _train_loader(config, dataset: TrainingSplit):
+    """RecBole's ``data_preparation`` for the training part alone, with ``PairSampler``."""
+    from recbole.data.utils import get_dataloader
+
+    train = dataset.build()[0]
+    args = config["train_neg_sample_args"]
+    sampler = None
+    if args["distribution"] != "none":
+        sampler = PairSampler(["train"], [train], args["distribution"], args["alpha"]).set_phase("train")
+    return get_dataloader(config, "train")(config, train, sampler, shuffle=config["shuffle"])
 
 
 def _fit(model: torch.nn.Module, train_data, epochs: int, learning_rate: float, progress: Progress) -> None:

@@ -9,11 +9,13 @@ here, naming the line; a BOM and CRLF line endings mean nothing to either and ar
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Collection, Optional
 
 import numpy as np
 import pandas as pd
@@ -29,35 +31,85 @@ MISSING = frozenset(STR_NA_VALUES)
 
 @dataclass(frozen=True)
 class AtomicFile:
-    """One atomic file: its rows as strings (indexed by line number) and its ``name:type`` header."""
+    """One atomic file: the kept columns of its rows (indexed by line number), its ``name:type``
+    header, and the file's path and (size, mtime) when read, so that rows can be copied from it
+    later exactly as written."""
 
     frame: pd.DataFrame
     types: dict[str, str]
+    path: Path
+    stamp: tuple[int, int]
 
     def header(self) -> list[str]:
         return [f"{name}:{kind}" for name, kind in self.types.items()]
 
+    def unchanged(self) -> bool:
+        """Whether the file is still as it was read (same size and modification time)."""
+        return _stamp(self.path) == self.stamp
 
-def read_atomic(path: Path) -> AtomicFile:
+
+# Given the header, which columns to keep as text and which as numbers.
+Keep = Callable[[dict[str, str]], tuple[Collection[str], Collection[str]]]
+
+
+def read_atomic(path: Path, keep: Keep = lambda types: (types, ())) -> AtomicFile:
+    """Every cell is checked; the frame keeps the text of the columns ``keep`` names first (all by
+    default) and those it names second as float64 (a missing value is NaN). A large interaction
+    file then holds its ids and times, not 30 M distinct timestamp strings; its other cells are
+    copied from the file when written (``atomic.copy_rows``)."""
+    stamp = _stamp(path)
     data = _checked_bytes(path)
     end = data.find(b"\n")
     types = _header(path, data[: len(data) if end == -1 else end].removesuffix(b"\r").decode("utf-8"))  # no copy of the rest
-    frame = _parsed(data, types)
-    if frame is None:
-        frame = _exact(path, data, types)
-    for name, kind in types.items():
-        _check_cells(path, name, kind, frame[name])
-    return AtomicFile(frame, types)
+    text, numbers = keep(types)
+    wanted = _Kept(path, types, [n for n in types if n in text], [n for n in types if n in numbers])
+    chunks = _parsed(data, types, wanted)
+    if chunks is None:
+        chunks = [wanted(_exact(path, data, types), {})]
+    del data  # before the chunks are joined: a large file's bytes and its rows need not be held at once
+    frame = pd.concat(chunks) if len(chunks) > 1 else chunks[0]
+    if _stamp(path) != stamp:
+        raise DatasetError(f"{path.name} changed while it was read; run again once nothing writes to it")
+    return AtomicFile(frame, types, Path(path), stamp)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+    return status.st_size, status.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Checks a block of rows and keeps the wanted columns of it."""
+
+    path: Path
+    types: dict[str, str]
+    text: list[str]
+    numbers: list[str]
+
+    def __call__(self, rows: pd.DataFrame, canonical: dict[str, str]) -> pd.DataFrame:
+        for name, kind in self.types.items():
+            _check_cells(self.path, name, kind, rows[name])
+        kept = {name: _shared(rows[name], canonical) for name in self.text}
+        kept.update({name: _number(rows[name]) for name in self.numbers})
+        return pd.DataFrame(kept, index=rows.index)
+
+
+def _number(column: pd.Series) -> pd.Series:
+    return pd.to_numeric(column.where(~column.isin(MISSING)), errors="coerce").astype("float64")
 
 
 # A column with fewer distinct values than this share of its rows is kept as one str object per
 # distinct value: a million users' 30 M ids then take 8 bytes a row instead of ~60.
 SHARED_VALUES = 0.5
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 250_000  # each chunk's cells are all strings while they are checked
 
 
-def _parsed(data: bytes, types: dict[str, str]) -> Optional[pd.DataFrame]:
-    """The rows through pandas' C parser, a chunk at a time, or ``None`` where it cannot be trusted
+def _parsed(data: bytes, types: dict[str, str], kept: _Kept) -> Optional[list[pd.DataFrame]]:
+    """The rows through pandas' C parser, kept a chunk at a time, or ``None`` where it cannot be trusted
     to read them as llmaug reads them (a blank line, a row with too few or too many fields, a file
     of one column): the exact reader then reads them, and names a bad line. Cells keep their text
     exactly: no quoting, no NA values."""
@@ -71,19 +123,19 @@ def _parsed(data: bytes, types: dict[str, str]) -> Optional[pd.DataFrame]:
     if data.count(b"\t", body) != (len(names) - 1) * lines:
         return None
     canonical: dict[str, str] = {}
-    frames = []
+    frames, first_line = [], 2
     try:
         for chunk in pd.read_csv(io.BytesIO(data), sep="\t", header=None, skiprows=1, names=names, dtype=str, quoting=csv.QUOTE_NONE,
                                  na_filter=False, skip_blank_lines=False, engine="c", encoding="utf-8", index_col=False,
                                  chunksize=CHUNK_ROWS):
-            frames.append(pd.DataFrame({name: _shared(chunk[name], canonical) for name in names}))
+            chunk.index = pd.RangeIndex(first_line, first_line + len(chunk))  # each row's line in the file: no blank line got this far
+            first_line += len(chunk)
+            frames.append(kept(chunk, canonical))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         return None
-    if sum(len(f) for f in frames) != lines:
+    if first_line - 2 != lines:
         return None
-    frame = pd.concat(frames, ignore_index=True)
-    frame.index = pd.RangeIndex(2, 2 + len(frame))  # each row's line in the file: no blank line got this far
-    return frame
+    return frames
 
 
 def _shared(column: pd.Series, canonical: dict[str, str]) -> pd.Series:
@@ -120,10 +172,9 @@ def _checked_bytes(path: Path) -> bytes:
     nul = data.find(b"\0")
     if nul != -1:
         raise DatasetError(f"{path.name} line {line_of(nul)} holds a NUL byte: is it a text file?")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path.name} line {line_of(exc.start)} is not UTF-8 (byte 0x{data[exc.start]:02x}): save the file as UTF-8") from None
+    bad = _utf8_error(data)
+    if bad is not None:
+        raise DatasetError(f"{path.name} line {line_of(bad)} is not UTF-8 (byte 0x{data[bad]:02x}): save the file as UTF-8")
     data = data.removeprefix(b"\xef\xbb\xbf")
     if b"\r" in data:
         unix = data.replace(b"\r\n", b"\n")
@@ -134,6 +185,22 @@ def _checked_bytes(path: Path) -> bytes:
     if not data.strip():
         raise DatasetError(f"{path.name} is empty: an atomic file starts with a header line of 'name:type' fields")
     return data
+
+
+def _utf8_error(data: bytes, step: int = 1 << 24) -> Optional[int]:
+    """Where ``data`` stops being UTF-8, checked 16 MB at a time: decoding a 1 GB file whole would
+    hold a second copy of it as text."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), step):
+            decoder.decode(view[start : start + step], final=start + step >= len(data))
+    except UnicodeDecodeError:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # the exact offset, from the one slow decode of a bad file
+            return exc.start
+    return None
 
 
 def _header(path: Path, line: str) -> dict[str, str]:

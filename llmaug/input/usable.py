@@ -39,7 +39,7 @@ class Usable:
 
     def split_off(self) -> "Usable":
         """The counts without the rows, once the split holds them (see ``SourceDataset.split_off``)."""
-        return dataclasses.replace(self, inter=self.inter.iloc[:0])
+        return dataclasses.replace(self, inter=self.inter.iloc[:0].copy())  # a slice would keep the rows
 
     def manifest(self) -> dict[str, object]:
         return {"skipped_rows": self.skipped_rows, "users_with_every_item": self.users_with_every_item,
@@ -58,9 +58,8 @@ def usable_interactions(source: SourceDataset) -> Usable:
                            f"(e.g. {inter[iid].iloc[0]!r}); do both files use the same item ids?")
     unknown = int((~known).sum())
     after = f" (after skipping {unknown:,} interactions whose item {name}.item does not list)" if unknown else ""
-    seen = inter[known].groupby(uid)[iid].nunique()
-    full = known & inter[uid].isin(seen.index[seen == len(catalogue)])
-    kept = inter[known & ~full].reset_index(drop=True)
+    full = known & inter[uid].isin(users_with_every_item(inter[known], uid, iid, len(catalogue)))
+    kept = inter[known & ~full]  # each row keeps its line in the file as index: the writer copies it from there
     if kept.empty:
         raise DatasetError(f"every user in {name}.inter has interacted with every item {name}.item lists ({len(catalogue):,}){after}; "
                            "RecBole cannot sample a negative item for them")
@@ -80,9 +79,18 @@ def check_rankable(train: pd.DataFrame, source: SourceDataset, size: int) -> Non
     items = train[iid].nunique()
     if items < size:
         raise ConfigError(f"candidates = {size} but the training split holds only {items} items; lower --candidates")
-    seen = train.groupby(uid)[iid].nunique()
-    if (seen == items).any():
-        user = seen.index[seen == items][0]
+    everything = users_with_every_item(train, uid, iid, items)
+    if len(everything):
+        user = everything[0]
         raise DatasetError(f"user {user!r} has interacted, in the training split, with every item anyone has ({items}), so the "
                            f"base recommender cannot sample a negative item for them: {source.name} is too small or too dense "
                            "for candidates (--tasks users,items needs none)")
+
+
+def users_with_every_item(inter: pd.DataFrame, uid: str, iid: str, items: int) -> pd.Index:
+    """Only users with at least ``items`` rows can have seen every item: their distinct items are
+    counted, not everyone's (a grouping of 30 M string pairs takes gigabytes)."""
+    rows = inter[uid].value_counts(sort=False)
+    many = inter[inter[uid].isin(rows.index[rows >= items])]
+    seen = many.groupby(uid)[iid].nunique()
+    return seen.index[seen == items]

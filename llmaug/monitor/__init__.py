@@ -1,5 +1,7 @@
-"""What a run costs the machine: wall and CPU seconds and peak memory per stage."""
+"""What a run costs the machine: wall and CPU seconds and peak memory per stage, and memory handed
+back between stages."""
 
+from .memory import release_freed_memory
 from .timer import Timer
 
-__all__ = ["Timer"]
+__all__ = ["Timer", "release_freed_memory"]
