@@ -59,12 +59,12 @@ class LocalEncoder:
         with autocast:
             for start in range(0, len(texts), self.batch_size):
                 rows = by_length[start : start + self.batch_size]
-                batch = self._model.encode([texts[k] for k in rows], batch_size=len(rows), convert_to_numpy=True)
-                vectors[rows] = batch.astype(np.float32)
+                batch = self._model.encode([texts[k] for k in rows], batch_size=len(rows), convert_to_numpy=True).astype(np.float32)
+                # Normalised in float32, whatever precision the encoder ran in; a batch at a time, as
+                # a norm over the whole matrix makes a temporary as large as it (1.5 GB at 1M texts).
+                vectors[rows] = batch / np.maximum(np.linalg.norm(batch, axis=1, keepdims=True), 1e-12)
                 if on_batch:
                     on_batch(len(rows))
-        # Normalised in float32, whatever precision the encoder ran in; in place, not a second copy.
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
 
@@ -122,20 +122,22 @@ class CachedEncoder:
     """Encodes each distinct text once per run: an item whose attributes are all unknown has the
     same text as its description, and paid embedding APIs bill every call.
 
-    Vectors live in one matrix (a row per distinct text), not one small array per text: a small
-    array costs ~100 bytes of overhead and its own allocation, and ``np.stack`` then copies them all.
+    Vectors live in one matrix per ``encode`` call (a row per distinct text), not one small array
+    per text. A call whose texts are exactly the rows one call added gets that matrix itself, not
+    a copy: a million profiles are 1.5 GB. So callers must not modify what ``encode`` returns.
     """
 
     def __init__(self, encoder: Encoder, store: Optional[Journal] = None) -> None:
         self.encoder = encoder
         self.name = encoder.name
         self.store = store
-        self._row: dict[str, int] = {}
-        self._matrix: Optional[np.ndarray] = None
+        self._row: dict[str, int] = {}  # text -> its row, counted over the blocks in order
+        self._blocks: list[np.ndarray] = []
+        self._firsts: list[int] = []  # each block's first row
         if store is not None:
             stored = {e["text"]: e["vector"] for e in store.entries().values() if e.get("model") == self.name}
             if stored:
-                self._add(list(stored), [np.asarray(list(stored.values()), np.float32)])
+                self._add(list(stored), np.asarray(list(stored.values()), np.float32))
 
     def encode(self, texts: list[str], reporter: "Reporter", description: str) -> np.ndarray:
         new = list(dict.fromkeys(t for t in texts if t not in self._row))
@@ -143,25 +145,35 @@ class CachedEncoder:
         stage.advance(len(texts) - len(new))
         # Paid vectors are persisted batch by batch; local ones go in one call, sorted by length across it.
         step = 1024 if self.store is not None else max(len(new), 1)
-        blocks = []
+        batches = []
         for start in range(0, len(new), step):
             batch = new[start : start + step]
-            blocks.append(self.encoder.encode(batch, on_batch=stage.advance))
+            batches.append(self.encoder.encode(batch, on_batch=stage.advance))
             if self.store is not None:
-                for text, vector in zip(batch, blocks[-1]):
+                for text, vector in zip(batch, batches[-1]):
                     self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
                 self.store.sync()
-        self._add(new, blocks)
+        if batches:
+            self._add(new, batches[0] if len(batches) == 1 else np.concatenate(batches))
         if not texts:
             return np.zeros((0, 0), np.float32)
-        return self._matrix[np.fromiter((self._row[t] for t in texts), np.int64, len(texts))]
+        return self._gathered(np.fromiter((self._row[t] for t in texts), np.int64, len(texts)))
 
-    def _add(self, texts: list[str], blocks: list[np.ndarray]) -> None:
-        if not texts:
-            return
-        first = 0 if self._matrix is None else len(self._matrix)
-        self._matrix = np.concatenate(blocks if self._matrix is None else [self._matrix, *blocks])
+    def _add(self, texts: list[str], block: np.ndarray) -> None:
+        first = self._firsts[-1] + len(self._blocks[-1]) if self._blocks else 0
+        self._blocks.append(block)
+        self._firsts.append(first)
         self._row.update(zip(texts, range(first, first + len(texts))))
+
+    def _gathered(self, rows: np.ndarray) -> np.ndarray:
+        for first, block in zip(self._firsts, self._blocks):
+            if len(rows) == len(block) and rows[0] == first and (np.diff(rows) == 1).all():
+                return block
+        out = np.empty((len(rows), self._blocks[0].shape[1]), np.float32)
+        for first, block in zip(self._firsts, self._blocks):
+            inside = (rows >= first) & (rows < first + len(block))
+            out[inside] = block[rows[inside] - first]
+        return out
 
     @property
     def precision(self) -> Optional[str]:

@@ -93,6 +93,7 @@ def augment(
                     with timer(f"task_{name}"):
                         accepted, counts[name] = _run_task(task, provider, journal, index, reporter)
                     _collect(task, accepted, augmented)
+                    release_freed_memory()  # the task's jobs and the answers read back
                     if name in EMBEDDED_TASKS:
                         with timer(f"{name}_embedding"):
                             ids, texts = _embed_inputs(task, accepted)

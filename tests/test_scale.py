@@ -181,6 +181,8 @@ def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(t
     assert inner.seen == [["b", "a"], ["cc"]]  # local vectors: one call per encode, duplicates once
     assert first.tolist() == [[1, 98], [1, 97], [1, 98]] and again.tolist() == [[1, 97], [2, 198], [1, 98], [2, 198]]
     assert cached.encode([], quiet_reporter(), "x").shape == (0, 0)
+    profiles = cached.encode(["p", "q"], quiet_reporter(), "x")
+    assert cached.encode(["p", "q"], quiet_reporter(), "x") is profiles  # one call's rows again: that matrix, not a copy
     # Paid vectors are journaled and not asked again by the next run.
     store = tmp_path / "embeddings.jsonl"
     with CachedEncoder(CountingEncoder(), Journal(store)) as paid:
@@ -203,7 +205,7 @@ def _ml100k_training_split(tmp_path):
     train = split_interactions(source.inter.frame, "user_id", [0.8, 0.1, 0.1], seed=2).train
     config = base_model_config(BaseModelPlan("BPR", 1), tmp_path / "ml-100k", "user_id", "item_id", seed=2)
     (tmp_path / "ml-100k").mkdir()
-    return TrainingSplit(config, train[["user_id", "item_id"]]).build()[0]
+    return config, TrainingSplit(config, train)
 
 
 def test_the_pair_sampler_draws_the_negatives_recboles_sampler_draws(tmp_path):
@@ -212,7 +214,7 @@ def test_the_pair_sampler_draws_the_negatives_recboles_sampler_draws(tmp_path):
 
     from llmaug.candidates.recbole_data import PairSampler
 
-    train = _ml100k_training_split(tmp_path)
+    train = _ml100k_training_split(tmp_path)[1].build()[0]
     theirs = Sampler(["train"], [train], "uniform").set_phase("train")
     ours = PairSampler(["train"], [train], "uniform").set_phase("train")
     users, items = train.inter_feat["user_id"].numpy(), train.inter_feat["item_id"].numpy()
@@ -226,6 +228,22 @@ def test_the_pair_sampler_draws_the_negatives_recboles_sampler_draws(tmp_path):
     seen = set(zip(users.tolist(), items.tolist()))
     drawn = ours.sample_by_user_ids(users, None, 1).numpy()
     assert not any((u, i) in seen for u, i in zip(users.tolist(), drawn.tolist())) and drawn.min() >= 1
+
+
+def test_the_training_loader_gives_every_row_once_an_epoch_from_a_range_not_a_list(tmp_path):
+    import torch
+
+    from llmaug.candidates.ranking import _train_loader
+
+    config, dataset = _ml100k_training_split(tmp_path)
+    loader = _train_loader(config, dataset)
+    assert isinstance(object.__getattribute__(loader, "dataset"), range)  # RecBole builds list(range(rows))
+    rows = loader._dataset.inter_feat
+    expected = sorted(zip(rows["user_id"].tolist(), rows["item_id"].tolist()))
+    for _epoch in range(2):
+        batches = list(loader)
+        users, items = torch.cat([b["user_id"] for b in batches]), torch.cat([b["item_id"] for b in batches])
+        assert sorted(zip(users.tolist(), items.tolist())) == expected and all("neg_item_id" in b for b in batches)
 
 
 def test_an_interaction_file_is_held_as_ids_and_time_and_written_back_from_the_file(tmp_path):

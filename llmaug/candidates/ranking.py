@@ -17,7 +17,7 @@ import torch
 from ..errors import ConfigError
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import BaseModelPlan
-from .recbole_data import PairSampler, TrainingSplit
+from .recbole_data import PairSampler, TrainingSplit, range_indexed
 
 
 class Progress(Protocol):
@@ -98,7 +98,8 @@ def base_model_config(plan: BaseModelPlan, workspace: Path, uid_field: str, iid_
 
 
 def _train_loader(config, dataset: TrainingSplit):
-    """RecBole's ``data_preparation`` for the training part alone, with ``PairSampler``."""
+    """RecBole's ``data_preparation`` for the training part alone, with ``PairSampler`` and a
+    ``range`` of row numbers."""
     from recbole.data.utils import get_dataloader
 
     train = dataset.build()[0]
@@ -106,7 +107,7 @@ def _train_loader(config, dataset: TrainingSplit):
     sampler = None
     if args["distribution"] != "none":
         sampler = PairSampler(["train"], [train], args["distribution"], args["alpha"]).set_phase("train")
-    return get_dataloader(config, "train")(config, train, sampler, shuffle=config["shuffle"])
+    return range_indexed(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"])
 
 
 def _fit(model: torch.nn.Module, train_data, epochs: int, learning_rate: float, progress: Progress) -> None:
