@@ -65,6 +65,9 @@ class Settings(BaseModel):
     rpm: Optional[int] = Field(default=None, ge=1)
     tpm: Optional[int] = Field(default=None, ge=1)
     fallbacks: list[str]
+    batch: bool
+    batch_poll_seconds: float = Field(gt=0)
+    batch_max_requests: int = Field(ge=1, le=50_000)
     prompts: Optional[Path] = None
     output_tokens_estimate: dict[str, int]
     local_model: Optional[Path] = None

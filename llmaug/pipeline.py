@@ -22,7 +22,7 @@ from .dataset import SourceDataset, load_source
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
 from .monitor import Timer, release_freed_memory
-from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, answers_for, index_answers, journal_key
+from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, answers_for, index_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
 from .records import describe
@@ -75,7 +75,7 @@ def augment(
                               f"{without_pool:,}; they get no candidate pool and no augmented edge")
         item_ids = list(data.item_text)
         item_index = {item: k for k, item in enumerate(item_ids)}
-        context = ProviderContext(data, item_index, None, run.state, reporter.warn)
+        context = ProviderContext(data, item_index, None, run.state, reporter.warn, reporter.stage)
         if dry_run:  # no encoder either: a paid embedding model would bill for the item texts
             with contextlib.closing(provider_factory(settings, context)) as provider:
                 return _estimate(provider, data, run, settings)
@@ -161,7 +161,7 @@ FINAL = ("accepted", "failed")  # a request that ended in "error" got no answer:
 def _plan(task: Task, provider: Provider, index: AnswerIndex) -> tuple[list[Job], dict[str, str], list[Job]]:
     """The task's jobs, their journal keys (by entity), and the jobs no earlier run has finished."""
     jobs = task.jobs()
-    keys = {job.entity: journal_key(task.name, job.entity, provider.model, provider.request_hash(task, job)) for job in jobs}
+    keys = {job.entity: provider.journal_key(task, job) for job in jobs}
     pending = [job for job in jobs if index.status.get(keys[job.entity]) not in FINAL]
     return jobs, keys, pending
 

@@ -17,6 +17,7 @@ from .errors import OutputError
 
 STATE = ".llmaug"
 SERVER_LOG = "local-server.log"
+BATCH_LEDGER = "batches.jsonl"
 SET_ASIDE = "forgotten"
 # Errors that are about the machine wherever they happen: a full disk, a quota, a read-only mount.
 NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -34,6 +35,11 @@ class RunDir:
     @property
     def embeddings(self) -> Path:
         return self.state / "embeddings.jsonl"
+
+    @property
+    def batches(self) -> Path:
+        """The Batch API ledger: batches created are paid for, so a run that made one is worth resuming."""
+        return self.state / BATCH_LEDGER
 
     @property
     def staging(self) -> Path:
@@ -110,7 +116,7 @@ class RunDir:
 
     def _keepsakes(self) -> dict[Path, int]:
         """Sizes of the files that make a failed run's state worth keeping."""
-        files = (self.journal, self.embeddings, self.state / SERVER_LOG)
+        files = (self.journal, self.embeddings, self.batches, self.state / SERVER_LOG)
         return {f: f.stat().st_size if f.is_file() else 0 for f in files}
 
     def _set_aside(self, aside: Path) -> None:

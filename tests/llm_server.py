@@ -72,11 +72,15 @@ class LoopbackLLM:
         return f"http://{self.host}:{self.port}/v1"
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
+        status, payload, headers = await self.respond(await request.json(), dict(request.headers))
+        return web.json_response(payload, status=status, headers=headers)
+
+    async def respond(self, body: dict, headers: dict) -> tuple[int, dict, Optional[dict]]:
+        """(HTTP status, JSON body, extra headers) for one chat completion request."""
         messages = body["messages"]
         key = prompt_key(messages)
         self.per_prompt[key] += 1
-        self.requests.append({"headers": dict(request.headers), "body": body, "key": key})
+        self.requests.append({"headers": headers, "body": body, "key": key})
         if self.behaviour.latency:
             await asyncio.sleep(self.behaviour.latency)
         if body.get("model") in self.behaviour.failing_models:
@@ -91,17 +95,17 @@ class LoopbackLLM:
             await asyncio.sleep(verdict[1])
             verdict = ("ok", None)
         if verdict[0] != "ok":
-            status, payload, *headers = verdict
-            return web.json_response({"error": {"message": payload, "type": "test"}}, status=status, headers=headers[0] if headers else None)
+            status, payload, *extra = verdict
+            return status, {"error": {"message": payload, "type": "test"}}, extra[0] if extra else None
         content = verdict[1] if verdict[1] is not None else json.dumps(good_answer(messages))
         prompt_tokens = sum(len(m["content"]) for m in messages if isinstance(m.get("content"), str)) // 4
-        return web.json_response({
+        return 200, {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "stub"),
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4,
                       "total_tokens": prompt_tokens + len(content) // 4},
-        })
+        }, None
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -114,6 +118,10 @@ class LoopbackLLM:
         return web.json_response({"object": "list", "data": data, "model": body.get("model", "stub"),
                                   "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}})
 
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+
     def start(self) -> "LoopbackLLM":
         ready = threading.Event()
 
@@ -121,8 +129,7 @@ class LoopbackLLM:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
             app = web.Application(client_max_size=64 * 2**20)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/embeddings", self._embeddings)
+            self.routes(app)
             runner = web.AppRunner(app, access_log=None)
             self._loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, self.host, self.port, backlog=1024)

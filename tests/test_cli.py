@@ -137,3 +137,11 @@ def test_wheel_carries_templates_adapters_and_defaults(tmp_path):
     assert "llmaug/defaults.yaml" in names and "llmaug/adapters/__init__.py" in names
     assert "llmaug/prompts/__init__.py" in names and "llmaug/report/page.html.jinja" in names
     assert not any(n.startswith(("adapters/", "prompts/")) for n in names)
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (Path(__file__).parent.parent / "examples").glob("*.yaml")))
+def test_every_example_config_is_a_valid_settings_file(example):
+    from llmaug.config import load_settings
+
+    settings = load_settings(Path(__file__).parent.parent / "examples" / example)
+    assert settings.model  # a typo'd key would have raised: settings forbid unknown keys

@@ -5,7 +5,6 @@ server llmaug manages itself (`--model local`)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -22,8 +22,9 @@ class ProviderContext:
     data: PromptData
     item_index: dict[str, int]
     item_vectors: Optional[np.ndarray]  # None in a dry run: nothing is embedded
-    state_dir: Path                     # the run's .llmaug directory (server logs)
+    state_dir: Path                     # the run's .llmaug directory (server logs, the batch ledger)
     warn: Callable[[str], None]
+    stage: Callable[[str, Optional[float]], Any]  # a progress line of its own (the Batch API's)
 
 
 ProviderFactory = Callable[[Settings, ProviderContext], Provider]
@@ -49,8 +50,17 @@ def _local(settings: Settings, context: ProviderContext) -> Provider:
     return LocalProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.state_dir, context.warn)
 
 
+def _batch(settings: Settings, context: ProviderContext) -> Provider:
+    from ..batch import BatchProvider
+    from ..rendering import PromptRenderer
+
+    return BatchProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.state_dir, context.stage, context.warn)
+
+
 def get_provider(settings: Settings) -> ProviderFactory:
     """Check the model name before anything is written; return how to build its provider."""
+    if settings.batch and settings.model in ("offline", "local"):
+        raise ConfigError(f"--batch sends paid requests through a provider's Batch API; model '{settings.model}' has none")
     if settings.model == "offline":
         return _offline
     if settings.model == "local":
@@ -62,10 +72,16 @@ def get_provider(settings: Settings) -> ProviderFactory:
 
     litellm = import_litellm()
     try:
-        litellm.get_llm_provider(settings.model, api_base=settings.api_base)
+        provider = litellm.get_llm_provider(settings.model, api_base=settings.api_base)[1]
     except Exception:
         raise ConfigError(
             f"unknown model '{settings.model}': use 'offline', 'local' or a litellm model string such as "
             "openai/gpt-4o-mini, ollama_chat/llama3.1, hosted_vllm/<name>, openai/<name> with --api-base"
         ) from None
+    if settings.batch:
+        from ..batch.provider import PROVIDERS
+
+        if provider not in PROVIDERS:
+            raise ConfigError(f"--batch needs a provider with a Batch API (openai/..., azure/...); '{settings.model}' is {provider}")
+        return _batch
     return _litellm

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
+from ..journal import journal_key
 from ..tasks import Job, Task
 
 
@@ -43,6 +44,10 @@ class Provider(ABC):
     @abstractmethod
     def request_hash(self, task: Task, job: Job) -> str:
         """Identify what would be asked, so a re-run can tell a finished request from a changed one."""
+
+    def journal_key(self, task: Task, job: Job) -> str:
+        """The key its answer is journaled under (and, in a Batch API request, its custom id)."""
+        return journal_key(task.name, job.entity, self.model, self.request_hash(task, job))
 
     def estimate(self, task: Task, jobs: Sequence[Job]) -> tuple[int, int, Optional[float]]:
         """Input tokens, output tokens and cost (``None`` if unpriced) ``jobs`` would take; sends nothing."""

@@ -143,10 +143,12 @@ class LiteLLMProvider(Provider):
         output_tokens = self.settings.output_tokens_estimate.get(task.name, self.settings.max_tokens) * len(jobs)
         if not self.priced:  # a local or self-hosted model: litellm has no price for it
             return input_tokens, output_tokens, None
-        prompt_cost, completion_cost = self.litellm.cost_per_token(
-            model=self.target, prompt_tokens=input_tokens, completion_tokens=output_tokens
-        )
-        return input_tokens, output_tokens, float(prompt_cost + completion_cost)
+        return input_tokens, output_tokens, self.price(input_tokens, output_tokens)
+
+    def price(self, input_tokens: int, output_tokens: int) -> float:
+        """What these tokens cost at the rate requests are sent at (live API here)."""
+        prompt_cost, completion_cost = self.litellm.cost_per_token(model=self.target, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+        return float(prompt_cost + completion_cost)
 
     def _cost(self, response: Any) -> float:
         """The cost litellm already computed for this response; 0 for unpriced (local) models."""
@@ -204,22 +206,29 @@ class LiteLLMProvider(Provider):
             outcome.output_tokens += getattr(usage, "completion_tokens", 0) or 0
             outcome.cost += self._cost(response)
             choice = response.choices[0]
-            text = choice.message.content or ""
-            try:
-                outcome.record = task.validate(job, text)
-                outcome.error = None
+            follow_up = self.judge(task, job, outcome, choice.message.content or "", choice.finish_reason)
+            if follow_up is None:
                 return outcome
-            except AnswerError as exc:
-                cut = f" (the answer was cut off at max_tokens={self.settings.max_tokens})" if choice.finish_reason == "length" else ""
-                outcome.error, outcome.raw = f"{exc}{cut}", redact(text)
-                if attempt < self.settings.max_reasks:
-                    outcome.reasks += 1
-                    messages += [
-                        {"role": "assistant", "content": text},
-                        {"role": "user", "content": f"That answer is invalid: {exc}. Reply again with only the corrected JSON object."},
-                    ]
+            if attempt < self.settings.max_reasks:
+                outcome.reasks += 1
+                messages += follow_up
             attempt += 1
         return outcome
+
+    def judge(self, task: Task, job: Job, outcome: Outcome, text: str, finish_reason: Optional[str]) -> Optional[Messages]:
+        """Validate an answer into ``outcome``: ``None`` once accepted, else the turns that re-ask
+        with the error (the caller decides whether re-asks are left)."""
+        try:
+            outcome.record = task.validate(job, text)
+            outcome.error = None
+            return None
+        except AnswerError as exc:
+            cut = f" (the answer was cut off at max_tokens={self.settings.max_tokens})" if finish_reason == "length" else ""
+            outcome.error, outcome.raw = f"{exc}{cut}", redact(text)
+            return [
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": f"That answer is invalid: {exc}. Reply again with only the corrected JSON object."},
+            ]
 
     def _fall_back(self, exc: BaseException) -> None:
         if self.structured_fallback is None:  # requests in flight may all be refused; say it once
