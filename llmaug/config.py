@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import ConfigError
 
@@ -65,6 +65,7 @@ class Settings(BaseModel):
     rpm: Optional[int] = Field(default=None, ge=1)
     tpm: Optional[int] = Field(default=None, ge=1)
     fallbacks: list[str]
+    replicas: list[str]
     batch: bool
     batch_poll_seconds: float = Field(gt=0)
     batch_max_requests: int = Field(ge=1, le=50_000)
@@ -81,6 +82,13 @@ class Settings(BaseModel):
     def _three_positive_ratios(cls, value: list[float]) -> list[float]:
         if len(value) != 3 or any(r <= 0 for r in value):
             raise ValueError("split needs three positive ratios: train, valid, test")
+        return value
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_beside_api_base(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and not info.data.get("api_base"):
+            raise ValueError("replicas are further servers of the model at api_base: set api_base (--api-base) too")
         return value
 
     @field_validator("tasks")

@@ -391,3 +391,23 @@ def test_a_prompt_the_model_refuses_fails_alone_without_stopping_the_run(server,
     assert (counts["accepted"], counts["failed"]) == (19, 1)
     (failure,) = [e for e in journal(out) if e["status"] == "failed"]
     assert failure["entity"] == "b8" and "ContextWindowExceededError" in failure["error"]
+
+
+def test_replicas_share_the_work_and_a_failing_one_is_routed_around(server, books, tmp_path):
+    """Two servers of one model; the first breaks after its tenth request (HTTP 500 from then on)."""
+    broken_after = 10
+    server.behaviour = Behaviour(decide=lambda n, m: (500, "replica down") if len(server.requests) > broken_after else ("ok", None))
+    with LoopbackLLM() as other:
+        config = tmp_path / "replicas.yaml"
+        config.write_text(BOOKS_CONFIG + f"replicas: ['{other.base_url}']\nnum_retries: 3\n")
+        result = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "two"), "--quiet",
+                            "--model", "openai/stub-llm", "--api-base", server.base_url, env={"OPENAI_API_KEY": KEY})
+        assert result.returncode == 0, result.stderr
+        counts = manifest(tmp_path / "two")["tasks"]
+        assert sum(c["accepted"] for c in counts.values()) == 100 and sum(c["unanswered"] for c in counts.values()) == 0
+        answered_first = {r["key"] for r in server.requests[:broken_after]}
+        assert len(server.requests) > broken_after  # it was in use when it broke, and was asked again after
+        # Every prompt answered exactly once: the ten by the first server, the rest (its failures too) by the second.
+        assert len(answered_first) == broken_after and not answered_first & set(other.per_prompt)
+        assert len(answered_first | set(other.per_prompt)) == 100 and max(other.per_prompt.values()) == 1
+        assert manifest(tmp_path / "two")["llm"]["concurrency"] == 32  # 16 per server that does not report its slots

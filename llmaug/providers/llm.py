@@ -1,7 +1,7 @@
 """Any LLM litellm can reach, by configuration alone: OpenAI, Azure, Ollama, vLLM, or any
 OpenAI-compatible server. litellm does the retries (honouring Retry-After), back-off and timeouts;
-its Router adds rpm/tpm limits and fallbacks when they are configured (only then: it costs about
-1.2 ms of CPU per request, a third of a plain call). This module adds concurrency, validation with
+its Router adds rpm/tpm limits, fallbacks and replicas (several servers of one model) when they are
+configured (only then: it costs about 1.2 ms of CPU per request, a third of a plain call). This module adds concurrency, validation with
 re-asks, the request identity used by the journal, and cost."""
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class LiteLLMProvider(Provider):
         self.model = settings.model    # the run's identity in the journal
         self.target = settings.model   # the litellm model string requests go to
         self.api_base = settings.api_base
+        self.api_bases = [settings.api_base, *settings.replicas]  # the model's servers (one None: the provider's own)
         self.api_key: Optional[str] = None
         self.renderer = renderer
         self.warn = warn
@@ -69,8 +70,12 @@ class LiteLLMProvider(Provider):
         self.complete = self._client()
 
     def _server_slots(self) -> Optional[int]:
-        """More requests than a self-hosted server has slots only queue there, and time out there."""
-        return server_slots(self.api_base) if self.self_hosted and self.api_base else None
+        """More requests than a self-hosted server has slots only queue there, and time out there;
+        a server that does not say gets the API default."""
+        if not (self.self_hosted and self.api_base):
+            return None
+        slots = [server_slots(base) for base in self.api_bases]
+        return None if slots == [None] else sum(n or API_CONCURRENCY for n in slots)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -84,7 +89,7 @@ class LiteLLMProvider(Provider):
 
     def _client(self) -> Callable[..., Awaitable[Any]]:
         s = self.settings
-        return self._router() if s.rpm or s.tpm or s.fallbacks else self._direct()
+        return self._router() if s.rpm or s.tpm or s.fallbacks or s.replicas else self._direct()
 
     def _in_price_map(self) -> bool:
         try:
@@ -93,10 +98,10 @@ class LiteLLMProvider(Provider):
             return False
         return True
 
-    def _params(self, model: str) -> dict[str, Any]:
+    def _params(self, model: str, api_base: Optional[str] = None) -> dict[str, Any]:
         params: dict[str, Any] = {"model": model, "timeout": self.timeout, **self.sampling}
-        if self.api_base:
-            params["api_base"] = self.api_base
+        if api_base or self.api_base:
+            params["api_base"] = api_base or self.api_base
         if self.api_key:
             params["api_key"] = self.api_key
         return params
@@ -107,11 +112,13 @@ class LiteLLMProvider(Provider):
 
     def _router(self) -> Callable[..., Awaitable[Any]]:
         s = self.settings
-        deployments = []
-        for k, model in enumerate([self.target, *s.fallbacks]):
-            limits = {key: value for key, value in (("rpm", s.rpm), ("tpm", s.tpm)) if value}
-            deployments.append({"model_name": PRIMARY if k == 0 else f"llmaug-fallback-{k}", "litellm_params": {**self._params(model), **limits}})
-        fallbacks = [{PRIMARY: [d["model_name"] for d in deployments[1:]]}] if s.fallbacks else []
+        limits = {key: value for key, value in (("rpm", s.rpm), ("tpm", s.tpm)) if value}  # per server
+        # Replicas share the primary's name: the Router spreads requests over them and, once one
+        # fails, cools it down and retries on the others.
+        deployments = [{"model_name": PRIMARY, "litellm_params": {**self._params(self.target, base), **limits}} for base in self.api_bases]
+        for k, model in enumerate(s.fallbacks, start=1):
+            deployments.append({"model_name": f"llmaug-fallback-{k}", "litellm_params": {**self._params(model), **limits}})
+        fallbacks = [{PRIMARY: [f"llmaug-fallback-{k}" for k in range(1, len(s.fallbacks) + 1)]}] if s.fallbacks else []
         try:
             router = self.litellm.Router(model_list=deployments, num_retries=s.num_retries, timeout=self.timeout, fallbacks=fallbacks)
         except Exception as exc:  # litellm raises plain exceptions for a malformed model list
