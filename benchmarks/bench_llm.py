@@ -4,9 +4,11 @@ Compares, in one run and against the same server:
   * `llmaug augment --tasks edges` end to end (subprocess; req/s of its edges stage from the
     manifest, CPU ms/request from the manifest's cpu_s),
   * raw `litellm.acompletion` with the same concurrency and the same prompt,
-  * one request at a time (raw litellm).
+  * one request at a time (raw litellm),
+  * the same `llmaug augment` with `--ray local` and 1, 2... actors (each at that concurrency; the
+    stage's rate leaves out starting Ray, which the manifest reports as `ray_start_s`).
 
-    python benchmarks/bench_llm.py [--users 2000] [--concurrency 64] [--latency 0.1]
+    python benchmarks/bench_llm.py [--users 2000] [--concurrency 64] [--latency 0.1] [--ray-workers 1,2]
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--sequential", type=int, default=100, help="requests for the one-at-a-time baseline")
+    parser.add_argument("--ray-workers", default="1,2", help="actor counts for the --ray rows ('' for none)")
     args = parser.parse_args()
 
     server = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=str(ROOT / "tests"), latency=args.latency)],
@@ -83,16 +86,26 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             data = synthetic_dataset(Path(scratch), args.users)
-            out = Path(scratch) / "out" / "bench"
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "llmaug", "augment", "--dataset", str(data), "--out", str(out), "--quiet",
-                            "--tasks", "edges", "--model", "openai/stub-llm", "--api-base", base_url,
-                            "--concurrency", str(args.concurrency)],
-                           check=True, env={**os.environ, "OPENAI_API_KEY": "sk-bench"}, stdout=subprocess.DEVNULL)
-            total = time.perf_counter() - started
-            manifest = json.loads((out / "manifest.json").read_text())
+
+            def augment(name: str, *extra: str) -> tuple[dict, float]:
+                out = Path(scratch) / name / "bench"
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "llmaug", "augment", "--dataset", str(data), "--out", str(out), "--quiet",
+                                "--tasks", "edges", "--model", "openai/stub-llm", "--api-base", base_url,
+                                "--concurrency", str(args.concurrency), *extra],
+                               check=True, env={**os.environ, "OPENAI_API_KEY": "sk-bench"}, stdout=subprocess.DEVNULL)
+                return json.loads((out / "manifest.json").read_text()), time.perf_counter() - started
+
+            manifest, total = augment("plain")
             stage_wall, stage_cpu = manifest["timings_s"]["task_edges"], manifest["cpu_s"]["task_edges"]
             accepted = manifest["tasks"]["edges"]["accepted"]
+            ray_rates = {}
+            for workers in filter(None, args.ray_workers.split(",")):
+                config = Path(scratch) / f"ray{workers}.yaml"
+                config.write_text(f"ray_workers: {workers}\n")
+                ray, _ = augment(f"ray{workers}", "--ray", "local", "--config", str(config))
+                assert ray["tasks"]["edges"]["accepted"] == accepted
+                ray_rates[int(workers)] = args.users / (ray["timings_s"]["task_edges"] - ray["llm"]["ray_start_s"])
             from llmaug.config import load_settings
             from llmaug.inspect import render_messages
 
@@ -110,6 +123,8 @@ def main() -> None:
           f"({accepted} accepted; whole command {total:.1f} s incl. start-up and candidates)")
     print(f"raw litellm.acompletion:      {raw_rps:7.1f} req/s  {raw_cpu * 1000 / args.users:5.2f} CPU ms/req")
     print(f"one request at a time:        {seq_rps:7.1f} req/s")
+    for workers, rate in ray_rates.items():
+        print(f"--ray local, {workers} actor{'s' if workers > 1 else ' '}:     {rate:7.1f} req/s  ({rate / llmaug_rps:.2f}x llmaug without Ray)")
     print(f"llmaug / raw litellm = {llmaug_rps / raw_rps:.2f}x (target >= 0.8)   llmaug / sequential = {llmaug_rps / seq_rps:.1f}x (target >= 15)")
 
 

@@ -95,6 +95,9 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
 @click.option("--batch", is_flag=True, default=None,
               help="Send through the provider's Batch API (openai/..., azure/...): half price, no rate limits, answers "
                    "within 24 h. Progress is followed here; a killed run resumes the batches it created, never making them twice.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Spread live requests over Ray actors (render, ask, validate; this process journals): 'local' starts "
+                   "Ray here, 'auto' joins this machine's cluster, ray://head:10001 a remote one.")
 @click.option("--dry-run", is_flag=True, help="Render every prompt and estimate requests, tokens and cost; send nothing.")
 @click.option("--fresh", is_flag=True, help="Forget the answers journaled in OUT and start over.")
 @click.option("--quiet", is_flag=True, help="No progress bars (nor, without a terminal, progress lines).")

@@ -66,9 +66,12 @@ class Settings(BaseModel):
     tpm: Optional[int] = Field(default=None, ge=1)
     fallbacks: list[str]
     replicas: list[str]
+    ray_address: Optional[str] = None
+    ray_workers: Optional[int] = Field(default=None, ge=1)
     batch: bool
     batch_poll_seconds: float = Field(gt=0)
     batch_max_requests: int = Field(ge=1, le=50_000)
+    batch_max_open: Optional[int] = Field(default=None, ge=1)
     prompts: Optional[Path] = None
     output_tokens_estimate: dict[str, int]
     local_model: Optional[Path] = None

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 class Encoder(Protocol):
     name: str
 
-    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """A vector per text, written into ``out`` when given (the caller's matrix, not a copy of it)."""
 
 
 class LocalEncoder:
@@ -56,8 +57,8 @@ class LocalEncoder:
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dimension = int(getter())
 
-    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.dimension), np.float32)
+    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), np.float32) if out is None else out
         by_length = np.argsort([len(t) for t in texts], kind="stable")
         tokens = self._token_counts([texts[k] for k in by_length])
         autocast = self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16, enabled=self.precision == "bfloat16")
@@ -122,7 +123,7 @@ class LiteLLMEncoder:
         self.options = {"timeout": timeout, "num_retries": num_retries, **({"api_base": api_base} if api_base else {})}
         self.cost = 0.0
 
-    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         from .secrets import redact
 
         rows: list[list[float]] = []
@@ -137,6 +138,9 @@ class LiteLLMEncoder:
             self.cost += float((getattr(response, "_hidden_params", {}) or {}).get("response_cost") or 0.0)
             if on_batch:
                 on_batch(len(batch))
+        if out is not None:
+            out[:] = rows
+            return out
         return np.asarray(rows, dtype=np.float32)
 
 
@@ -154,9 +158,9 @@ class CachedEncoder:
     """Encodes each distinct text once per run: an item whose attributes are all unknown has the
     same text as its description, and paid embedding APIs bill every call.
 
-    Vectors live in one matrix per ``encode`` call (a row per distinct text), not one small array
-    per text. A call whose texts are exactly the rows one call added gets that matrix itself, not
-    a copy: a million profiles are 1.5 GB. So callers must not modify what ``encode`` returns.
+    Vectors live in one matrix per ``encode`` call that added texts (a row per text of the call,
+    repeats included), not one small array per text, and that call gets the matrix itself, not a
+    copy: a million profiles are 1.5 GB. So callers must not modify what ``encode`` returns.
     """
 
     def __init__(self, encoder: Encoder, store: Optional[Journal] = None) -> None:
@@ -164,46 +168,84 @@ class CachedEncoder:
         self.name = encoder.name
         self.store = store
         self._row: dict[str, int] = {}  # text -> its row, counted over the blocks in order
-        self._blocks: list[np.ndarray] = []  # one per call that added texts, rows in the order added
+        self._blocks: list[np.ndarray] = []  # one per call that added texts: that call's matrix
+        self._rows = 0  # rows over all blocks
         if store is not None:
             stored = {e["text"]: e["vector"] for e in store.entries().values() if e.get("model") == self.name}
             if stored:
                 self._add(list(stored), np.asarray(list(stored.values()), np.float32))
 
     def encode(self, texts: list[str], reporter: "Reporter", description: str) -> np.ndarray:
-        new = list(dict.fromkeys(t for t in texts if t not in self._row))
-        stage = reporter.stage(description, total=len(texts))
-        stage.advance(len(texts) - len(new))
-        # Paid vectors are persisted batch by batch; local ones go in one call, sorted by length across it.
-        step = 1024 if self.store is not None else max(len(new), 1)
-        batches = []
-        for start in range(0, len(new), step):
-            batch = new[start : start + step]
-            batches.append(self.encoder.encode(batch, on_batch=stage.advance))
-            if self.store is not None:
-                for text, vector in zip(batch, batches[-1]):
-                    self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
-                self.store.sync()
-        if batches:
-            self._add(new, batches[0] if len(batches) == 1 else np.concatenate(batches))
         if not texts:
             return np.zeros((0, 0), np.float32)
-        return self._gathered(np.fromiter((self._row[t] for t in texts), np.int64, len(texts)))
+        first_at: dict[str, int] = {}  # each text this call adds -> its first position in ``texts``
+        for position, text in enumerate(texts):
+            if text not in self._row and text not in first_at:
+                first_at[text] = position
+        new = list(first_at)
+        stage = reporter.stage(description, total=len(texts))
+        stage.advance(len(texts) - len(new))
+        if not new:
+            return self._gathered(np.fromiter((self._row[t] for t in texts), np.int64, len(texts)))
+        out = self._encoded_into_first_rows(new, len(texts), stage)
+        # Each new text's vector moves from row j to its first position, which is at or after j:
+        # moving from the last down overwrites no row still to be moved.
+        firsts = np.fromiter(first_at.values(), np.int64, len(new))
+        for j in np.flatnonzero(firsts != np.arange(len(new)))[::-1]:
+            out[firsts[j]] = out[j]
+        block_first = self._rows
+        self._blocks.append(out)
+        self._rows += len(out)
+        self._row.update((text, block_first + position) for text, position in first_at.items())
+        repeated = np.ones(len(texts), bool)
+        repeated[firsts] = False
+        self._fill(out, np.flatnonzero(repeated), np.fromiter((self._row[texts[i]] for i in np.flatnonzero(repeated)), np.int64))
+        return out
+
+    def _encoded_into_first_rows(self, new: list[str], rows: int, stage) -> np.ndarray:
+        """A matrix of ``rows`` rows whose first ones hold the new texts' vectors, written there by
+        the encoder itself: with a copy, a million profiles would be held twice (1.5 GB each).
+        Paid vectors are persisted batch by batch; local ones go in one call, sorted by length across it."""
+        step = 1024 if self.store is not None else len(new)
+        dimension = getattr(self.encoder, "dimension", None)
+        out = np.empty((rows, dimension), np.float32) if dimension else None
+        for start in range(0, len(new), step):
+            batch = new[start : start + step]
+            vectors = self.encoder.encode(batch, on_batch=stage.advance, out=None if out is None else out[start : start + len(batch)])
+            if out is None:
+                out = np.empty((rows, vectors.shape[1]), np.float32)
+            if not np.shares_memory(vectors, out):
+                out[start : start + len(batch)] = vectors
+            if self.store is not None:
+                for text, vector in zip(batch, vectors):
+                    self.store.append({"key": journal_key("embedding", text, self.name, ""), "model": self.name, "text": text, "vector": vector.tolist()})
+                self.store.sync()
+        return out
 
     def _add(self, texts: list[str], block: np.ndarray) -> None:
-        first = len(self._row)
         self._blocks.append(block)
-        self._row.update(zip(texts, range(first, first + len(texts))))
+        self._row.update(zip(texts, range(self._rows, self._rows + len(texts))))
+        self._rows += len(block)
+
+    def _fill(self, out: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
+        """``out[targets] = vectors of rows`` (rows counted over every block), a chunk at a time so
+        that no temporary is as large as the matrix."""
+        first = 0
+        for block in self._blocks:
+            inside = np.flatnonzero((rows >= first) & (rows < first + len(block)))
+            for chunk in range(0, len(inside), 65536):
+                part = inside[chunk : chunk + 65536]
+                out[targets[part]] = block[rows[part] - first]
+            first += len(block)
 
     def _gathered(self, rows: np.ndarray) -> np.ndarray:
-        firsts = np.cumsum([0] + [len(b) for b in self._blocks[:-1]])
-        for first, block in zip(firsts, self._blocks):
+        first = 0
+        for block in self._blocks:
             if len(rows) == len(block) and rows[0] == first and (np.diff(rows) == 1).all():
                 return block
+            first += len(block)
         out = np.empty((len(rows), self._blocks[0].shape[1]), np.float32)
-        for first, block in zip(firsts, self._blocks):
-            inside = (rows >= first) & (rows < first + len(block))
-            out[inside] = block[rows[inside] - first]
+        self._fill(out, np.arange(len(rows)), rows)
         return out
 
     @property

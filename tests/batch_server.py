@@ -3,7 +3,8 @@
 A batch moves on each time it is retrieved: validating, in_progress, then (unless ``hold`` is
 clear) it ends: every request answered by ``LoopbackLLM.respond``, output lines in a shuffled
 order, as the real API does not promise any. Tests script the misbehaviour no real provider
-shows on demand: a batch that expires part-way, requests that fail inside a batch.
+shows on demand: a batch that expires part-way, requests that fail inside a batch, an API that
+answers 503 for a while.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class BatchBehaviour:
     hold: threading.Event = field(default_factory=threading.Event)  # batches end only once this is set
     expire: Callable[[int], bool] = lambda number: False             # this batch (1, 2...) expires with half answered
     fail: Callable[[str], Optional[int]] = lambda custom_id: None    # an HTTP status for this request inside the batch
+    flaky_retrieves: int = 0                                         # the first N status requests get HTTP 503
 
     def __post_init__(self) -> None:
         self.hold.set()
@@ -37,6 +39,7 @@ class LoopbackBatchAPI(LoopbackLLM):
     files: dict = field(default_factory=dict)
     batches: dict = field(default_factory=dict)
     asked: Counter = field(default_factory=Counter)  # custom id -> times it was answered in some batch
+    most_open: int = 0                               # the most batches open at once
 
     def routes(self, app: web.Application) -> None:
         super().routes(app)
@@ -70,6 +73,7 @@ class LoopbackBatchAPI(LoopbackLLM):
             "created_at": int(time.time()), "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
             "metadata": body.get("metadata"), "_lines": lines, "_number": len(self.batches) + 1,
         }
+        self.most_open = max(self.most_open, sum(b["status"] in ("validating", "in_progress") for b in self.batches.values()))
         return web.json_response(self._public(batch_id))
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -83,6 +87,9 @@ class LoopbackBatchAPI(LoopbackLLM):
                                   "last_id": page[-1] if page else None, "has_more": len(ids) > limit})
 
     async def _retrieve(self, request: web.Request) -> web.Response:
+        if self.batch.flaky_retrieves:
+            self.batch.flaky_retrieves -= 1
+            return web.json_response({"error": {"message": "overloaded", "type": "test"}}, status=503)
         batch = self.batches[request.match_info["id"]]
         if batch["status"] == "validating":
             batch["status"] = "in_progress"

@@ -57,6 +57,7 @@ def batch_rate() -> tuple[float, float]:
 
 def test_every_task_goes_through_batches_within_the_file_limit_and_is_priced_at_the_batch_rate(server, books, config, tmp_path):
     out = tmp_path / "shelf"
+    config.write_text(config.read_text() + "batch_max_open: 2\n")
     result = augment(server, books, config, out)
     assert result.returncode == 0, result.stderr
     tasks = manifest(out)["tasks"]
@@ -64,6 +65,7 @@ def test_every_task_goes_through_batches_within_the_file_limit_and_is_priced_at_
     assert len(server.requests) == 100 and max(server.asked.values()) == 1  # no live call, each request once
     assert len(server.batches) == 3 + 3 + 2  # 40, 40 and 20 requests in files of at most 15
     assert all(b["request_counts"]["total"] <= 15 for b in server.batches.values())
+    assert server.most_open == 2  # batch_max_open: the third file waits for a slot
     assert server.requests[0]["body"]["model"] == "gpt-4o-mini" and "response_format" in server.requests[0]["body"]
     # Output lines came back shuffled; each answer still reached its own user.
     edges = (out / "shelf.augedge").read_text(encoding="utf-8").splitlines()[1:]
@@ -121,6 +123,7 @@ def test_an_expired_batch_and_failed_requests_are_counted_and_only_they_are_aske
 
 def test_invalid_answers_are_reasked_in_a_further_batch_with_the_error(server, books, config, tmp_path):
     server.behaviour = Behaviour(decide=lambda n, messages: ("ok", "I think the first one.") if n == 1 else ("ok", None))
+    server.batch.flaky_retrieves = 2  # a passing 503 while following is retried, not fatal
     out = tmp_path / "reasked"
     result = augment(server, books, config, out, "--tasks", "items")
     assert result.returncode == 0, result.stderr
@@ -130,6 +133,7 @@ def test_invalid_answers_are_reasked_in_a_further_batch_with_the_error(server, b
     reask = next(r["body"]["messages"] for r in server.requests if len(r["body"]["messages"]) > 2)
     assert reask[-2]["content"] == "I think the first one." and "invalid" in reask[-1]["content"]
     assert {c.rsplit("-r", 1)[-1] for c in server.asked if "-r" in c} == {"1"}
+    assert server.batch.flaky_retrieves == 0
 
 
 def test_a_killed_run_resumes_its_batches_and_creates_none_twice(server, books, config, tmp_path):
@@ -137,12 +141,14 @@ def test_a_killed_run_resumes_its_batches_and_creates_none_twice(server, books, 
     out = tmp_path / "killed"
     process = subprocess.Popen(command(server, books, config, out), env={**os.environ, "OPENAI_API_KEY": KEY},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(server.batches) < 3:  # the edge task's three batches exist
-        time.sleep(0.05)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(server.batches) < 3:  # the edge task's three batches exist
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     assert len(server.batches) == 3 and not (out / "manifest.json").exists()
     # The worst moment: killed after the provider created a batch, before the ledger said so.
     ledger = out / ".llmaug" / "batches.jsonl"

@@ -57,6 +57,9 @@ def test_a_differently_shaped_dataset_works_by_config_alone(books, tmp_path, mon
         (["--dataset", "ml-100k", "--model", "nobody/knows"], "unknown model"),
         (["--dataset", "ml-100k", "--train-fraction", "1.5"], "train_fraction"),
         (["--dataset", "ml-100k", "--no-such-flag"], "No such option"),
+        (["--dataset", "ml-100k", "--model", "ollama_chat/llama3.1", "--batch"], "--batch needs a provider with a Batch API"),
+        (["--dataset", "ml-100k", "--ray", "local"], "--ray spreads live requests to an LLM service"),
+        (["--dataset", "ml-100k", "--model", "openai/gpt-4o-mini", "--batch", "--ray", "local"], "--batch hands the work"),
     ],
 )
 def test_user_mistakes_get_one_line_exit_2_and_no_files(tmp_path, args, message):
@@ -75,8 +78,11 @@ def test_config_mistakes(tmp_path, books):
     bad_yaml.write_text("fields: [unclosed\n")
     unknown_key = tmp_path / "unknown.yaml"
     unknown_key.write_text("fields: {title: name, year: null, genre: null}\ntemprature: 3\n")
+    lone_replicas = tmp_path / "replicas.yaml"
+    lone_replicas.write_text("replicas: [http://127.0.0.1:8001/v1]\n")
     for config, message in ((bad_field, "fields.year = 'printed' is not a column"), (bad_yaml, "not valid YAML"),
-                            (unknown_key, "temprature"), (tmp_path / "missing.yaml", "cannot read config file")):
+                            (unknown_key, "temprature"), (tmp_path / "missing.yaml", "cannot read config file"),
+                            (lone_replicas, "replicas are further servers of the model at api_base")):
         out = tmp_path / "out"
         result = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out))
         assert result.returncode == 2, result.stderr

@@ -163,11 +163,15 @@ class CountingEncoder:
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
 
-    def encode(self, texts, on_batch=None):
+    def encode(self, texts, on_batch=None, out=None):
         self.seen.append(list(texts))
         if on_batch:
             on_batch(len(texts))
-        return np.array([[len(t), sum(map(ord, t))] for t in texts], np.float32)
+        vectors = np.array([[len(t), sum(map(ord, t))] for t in texts], np.float32)
+        if out is not None:
+            out[:] = vectors
+            return out
+        return vectors
 
 
 def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(tmp_path):
@@ -181,8 +185,11 @@ def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(t
     assert inner.seen == [["b", "a"], ["cc"]]  # local vectors: one call per encode, duplicates once
     assert first.tolist() == [[1, 98], [1, 97], [1, 98]] and again.tolist() == [[1, 97], [2, 198], [1, 98], [2, 198]]
     assert cached.encode([], quiet_reporter(), "x").shape == (0, 0)
-    profiles = cached.encode(["p", "q"], quiet_reporter(), "x")
-    assert cached.encode(["p", "q"], quiet_reporter(), "x") is profiles  # one call's rows again: that matrix, not a copy
+    profiles = cached.encode(["p", "q", "p", "a", "r"], quiet_reporter(), "x")  # repeats and an earlier call's text
+    assert profiles.tolist() == [[1, 112], [1, 113], [1, 112], [1, 97], [1, 114]] and inner.seen[-1] == ["p", "q", "r"]
+    assert cached._blocks[-1] is profiles  # the call's matrix is what the cache keeps: not held twice
+    assert cached.encode(["p", "q", "p", "a", "r"], quiet_reporter(), "x").tolist() == profiles.tolist()
+    assert cached.encode(["r", "q"], quiet_reporter(), "x").tolist() == [[1, 114], [1, 113]]
     # Paid vectors are journaled and not asked again by the next run.
     store = tmp_path / "embeddings.jsonl"
     with CachedEncoder(CountingEncoder(), Journal(store)) as paid:

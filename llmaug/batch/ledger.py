@@ -70,13 +70,14 @@ class Ledger:
         with self.request_file(sha).open("rb") as fh:
             yield from (line for line in fh if line.strip())
 
-    def plan(self, files: dict[str, bytes], submissions: list[Submission], collected: list[str]) -> None:
-        """Write the request files, then one line naming them and the submissions they replace:
-        re-asks supersede the batch whose answers they correct, in the same line, so a kill
-        leaves either the old batch to collect again or the new one to create, never both."""
-        for sha, content in files.items():
-            with atomically_written(self.request_file(sha), "wb") as fh:
-                fh.write(content)
+    def write_requests(self, sha: str, content: bytes) -> None:
+        with atomically_written(self.request_file(sha), "wb") as fh:
+            fh.write(content)
+
+    def plan(self, submissions: list[Submission], collected: list[str]) -> None:
+        """One line naming the submissions whose files are written and those they replace: re-asks
+        supersede the batch whose answers they correct, in the same line, so a kill leaves either
+        the old batch to collect again or the new one to create, never both."""
         self._append({"planned": [asdict(s) for s in submissions], "collected": collected})
         self._forget(collected)
 

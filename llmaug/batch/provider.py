@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from ..config import Settings
 from ..errors import ProviderError
@@ -27,6 +27,7 @@ ENDPOINT = "/v1/chat/completions"
 MAX_FILE_BYTES = 190 * 2**20   # the API takes files up to 200 MB
 ENDED = frozenset({"completed", "expired", "cancelled", "failed"})
 Request = tuple[str, Job, Messages, Optional[list]]  # custom id, job, messages, [reasks, tokens in, out, cost] so far
+FileLines = tuple[list[bytes], dict[str, list]]       # a request file's lines, and what its re-asks carry
 PROVIDERS = frozenset({"openai", "azure"})  # litellm's Files and Batches functions reach these with chat completions
 
 
@@ -63,58 +64,70 @@ class BatchProvider(LiteLLMProvider):
                 asked |= keys
             else:  # its answers were journaled before a kill kept it from being marked collected
                 self.ledger.collect([submission.sha])
-        for submission in followed:
-            if submission.batch_id is None:  # planned by a run killed before (or just after) creating it
-                await self._create(submission, look_first=True)
-        fresh = [(key, job, [*self.messages(task, job)], None) for key, job in pending.items() if key not in asked]
-        stage = self.stage(f"Batch API: {task.name}", None)
-        followed += await self._submit(task, fresh, superseded=[])
-        await self._follow(task, pending, followed, emit, stage)
+        # Planned by a run killed before (or just after) creating its batch: the provider may have it.
+        unrecorded = {s.sha for s in followed if s.batch_id is None}
+        fresh = ((key, job, [*self.messages(task, job)], None) for key, job in pending.items() if key not in asked)
+        waiting = _files(self._lines(task, fresh), self.settings.batch_max_requests)
+        await self._follow(task, pending, followed, waiting, unrecorded, emit)
 
-    async def _follow(self, task: Task, pending: dict[str, Job], active: list[Submission], emit: Emit, stage: Stage) -> None:
-        """Poll every open batch until it ends; collect each as soon as it has, submitting its re-asks."""
-        while active:
-            still: list[Submission] = []
+    async def _follow(self, task: Task, pending: dict[str, Job], active: list[Submission], waiting: Iterator[FileLines],
+                      unrecorded: set[str], emit: Emit) -> None:
+        """Keep up to ``batch_max_open`` batches open, writing each file only when its batch is
+        created (at 10^8 requests the files would be hundreds of GB); poll them; collect each as
+        soon as it ends, planning its re-asks as further batches."""
+        stage = self.stage(f"Batch API: {task.name}", None)
+        most = self.settings.batch_max_open or float("inf")
+        while True:
+            created = [s for s in active if s.batch_id is not None]
+            for submission in [s for s in active if s.batch_id is None]:
+                if len(created) >= most:
+                    break
+                await self._create(submission, look_first=submission.sha in unrecorded)
+                created.append(submission)
+            while len(created) < most and (file := next(waiting, None)) is not None:
+                (submission,) = self._plan(task, [file], superseded=[])
+                await self._create(submission, look_first=False)
+                active.append(submission)
+                created.append(submission)
+            if not active:
+                break
             statuses: dict[str, int] = {}
             done = total = 0
-            for submission in active:
+            for submission in created:
                 batch = await self._call("retrieve_batch", batch_id=submission.batch_id)
-                if batch.status in ENDED:
-                    reasks = await self._collect(task, pending, submission, batch, emit)
-                    if reasks:
-                        still += await self._submit(task, reasks, superseded=[submission.sha])
-                    else:
-                        self.ledger.collect([submission.sha])
+                if batch.status not in ENDED:
+                    statuses[batch.status] = statuses.get(batch.status, 0) + 1
+                    counts = batch.request_counts
+                    done += (counts.completed + counts.failed) if counts else 0
+                    total += counts.total if counts else submission.requests
                     continue
-                still.append(submission)
-                statuses[batch.status] = statuses.get(batch.status, 0) + 1
-                counts = batch.request_counts
-                done += (counts.completed + counts.failed) if counts else 0
-                total += counts.total if counts else submission.requests
-            active = still
-            if active:
+                active.remove(submission)
+                reasks = await self._collect(task, pending, submission, batch, emit)
+                if reasks:  # planned now, created when a slot is free
+                    active += self._plan(task, list(_files(self._lines(task, reasks), self.settings.batch_max_requests)), [submission.sha])
+                else:
+                    self.ledger.collect([submission.sha])
+            if statuses:
                 states = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
-                stage.describe(f"{len(active)} batches open ({states}) · {done:,}/{total:,} requests answered")
+                queued = len(active) - sum(statuses.values())
+                stage.describe(f"{sum(statuses.values())} batches open ({states}){f', {queued} waiting' if queued else ''}"
+                               f" · {done:,}/{total:,} requests answered")
                 await asyncio.sleep(self.settings.batch_poll_seconds)
         stage.describe("every batch collected")
 
-    async def _submit(self, task: Task, requests: list[Request], superseded: list[str]) -> list[Submission]:
-        """Write ``requests`` (custom id, job, messages, what earlier rounds cost) as files within the
-        API's limits, record them, then create a batch of each."""
-        files: dict[str, bytes] = {}
+    def _plan(self, task: Task, files: list[FileLines], superseded: list[str]) -> list[Submission]:
+        """Write request files (custom id = journal key, or with the round for a re-ask) and record
+        them, with the submissions they replace, before any batch is made of them."""
         submissions: list[Submission] = []
-        for lines, carried in _files(self._lines(task, requests), self.settings.batch_max_requests):
+        for lines, carried in files:
             content = b"".join(lines)
             sha = hashlib.sha256(content).hexdigest()[:32]
-            files[sha] = content
+            self.ledger.write_requests(sha, content)
             submissions.append(Submission(sha, task.name, len(lines), carried))
-        if submissions or superseded:
-            self.ledger.plan(files, submissions, superseded)
-        for submission in submissions:
-            await self._create(submission, look_first=False)
+        self.ledger.plan(submissions, superseded)
         return submissions
 
-    def _lines(self, task: Task, requests: list[Request]) -> Iterator[tuple[bytes, str, Optional[list]]]:
+    def _lines(self, task: Task, requests: Iterable[Request]) -> Iterator[tuple[bytes, str, Optional[list]]]:
         for custom_id, job, messages, carried in requests:
             answer_format = self._response_format(task, job)
             body = {"model": self.api_model, "messages": messages, **self.sampling, **({"response_format": answer_format} if answer_format else {})}
@@ -196,11 +209,21 @@ class BatchProvider(LiteLLMProvider):
         return self.judge(task, job, outcome, (choice.get("message") or {}).get("content") or "", choice.get("finish_reason"))
 
     async def _call(self, name: str, **params: Any) -> Any:
-        """One Files/Batches call; any failure stops the run (the ledger keeps what was created)."""
-        try:
-            return await getattr(self.litellm, f"a{name}")(**params, **self.api)
-        except Exception as exc:
-            raise ProviderError(f"{self.model} Batch API, {name}: {type(exc).__name__}: {_first_line(exc)}") from None
+        """One Files/Batches call. A passing fault (connection, 429, 5xx) is retried with back-off,
+        as a live request would be: following a batch takes hours. Anything else stops the run
+        with one line; the ledger keeps what was created."""
+        litellm = self.litellm
+        passing = (litellm.APIConnectionError, litellm.Timeout, litellm.RateLimitError, litellm.ServiceUnavailableError,
+                   litellm.InternalServerError)
+        for attempt in range(self.settings.num_retries + 1):
+            try:
+                return await getattr(litellm, f"a{name}")(**params, **self.api)
+            except passing as exc:
+                if attempt == self.settings.num_retries:
+                    raise ProviderError(f"{self.model} Batch API, {name}: {type(exc).__name__}: {_first_line(exc)}") from None
+                await asyncio.sleep(min(2**attempt, 60))
+            except Exception as exc:
+                raise ProviderError(f"{self.model} Batch API, {name}: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _journal_key(custom_id: str) -> str:
@@ -213,7 +236,7 @@ def _batch_errors(batch: Any) -> str:
     return f": {errors[0].message}" if errors and getattr(errors[0], "message", None) else ""
 
 
-def _files(lines: Iterator[tuple[bytes, str, Optional[list]]], most_requests: int) -> Iterator[tuple[list[bytes], dict[str, list]]]:
+def _files(lines: Iterator[tuple[bytes, str, Optional[list]]], most_requests: int) -> Iterator[FileLines]:
     """Request lines cut into files of at most ``most_requests`` lines and ``MAX_FILE_BYTES``."""
     chunk: list[bytes] = []
     carried: dict[str, list] = {}

@@ -57,10 +57,19 @@ def _batch(settings: Settings, context: ProviderContext) -> Provider:
     return BatchProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.state_dir, context.stage, context.warn)
 
 
+def _ray(settings: Settings, context: ProviderContext) -> Provider:
+    from ..cluster import RayProvider
+
+    return RayProvider(settings, _litellm(settings, context))
+
+
 def get_provider(settings: Settings) -> ProviderFactory:
     """Check the model name before anything is written; return how to build its provider."""
     if settings.batch and settings.model in ("offline", "local"):
         raise ConfigError(f"--batch sends paid requests through a provider's Batch API; model '{settings.model}' has none")
+    if settings.ray_address and (settings.batch or settings.model in ("offline", "local")):
+        why = "--batch hands the work to the provider" if settings.batch else f"model '{settings.model}' runs on this machine"
+        raise ConfigError(f"--ray spreads live requests to an LLM service over a cluster; {why}")
     if settings.model == "offline":
         return _offline
     if settings.model == "local":
@@ -84,4 +93,9 @@ def get_provider(settings: Settings) -> ProviderFactory:
         if provider not in PROVIDERS:
             raise ConfigError(f"--batch needs a provider with a Batch API (openai/..., azure/...); '{settings.model}' is {provider}")
         return _batch
+    if settings.ray_address:
+        from ..cluster.ray_provider import import_ray
+
+        import_ray()
+        return _ray
     return _litellm

@@ -1,0 +1,191 @@
+"""The live LLM provider spread over a Ray cluster, for jobs one machine's cores cannot keep up with.
+
+Each Ray actor builds the same provider from the run's settings and answers shards of the pending
+jobs: it renders, calls the model and validates, so the driver only hands out shards and journals
+the outcomes coming back (the journal has one writer, as on one machine). A shard is small, so an
+actor that dies loses only its shard's requests in flight; the shard goes to another actor. A
+killed driver loses the shards out at the time, and the same command resumes from the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Any, Optional, Sequence
+
+from ..config import Settings
+from ..errors import ConfigError, LlmaugError, ProviderError
+from ..providers.base import Emit, Outcome, Provider
+from ..providers.llm import LiteLLMProvider
+from ..prompt_data import PromptData
+from ..rendering import PromptRenderer
+from ..tasks import TASKS, Job, Task
+
+SHARDS_PER_ACTOR = 2  # one being answered, one waiting: an actor never idles between shards
+FORWARDED = re.compile(r"[A-Z0-9_]*_(API_KEY|API_BASE|API_VERSION|BASE_URL|ORGANIZATION|PROJECT)$|LITELLM_[A-Z0-9_]+$")
+LOST_SHARD_LIMIT = 3  # a shard whose actor died this often points at the cluster, not at bad luck
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs ray: pip install \"ray[default]\" (RecBole installs ray 2.6.3)") from None
+    return ray
+
+
+class _Asker:
+    """A Ray actor: the run's provider, answering whole shards."""
+
+    def __init__(self, settings: Settings, environment: dict[str, str]) -> None:
+        os.environ.update(environment)  # this process is the actor's own
+        self.provider = LiteLLMProvider(settings, PromptRenderer(settings.prompts, settings.domain))
+        # Rendering and judging a job need the job and the settings alone, not the dataset.
+        settings_only = PromptData(settings=settings, source=None, item_text={}, histories={}, demographics={})
+        self.tasks = {name: task(settings_only) for name, task in TASKS.items()}
+
+    async def answer(self, task_name: str, jobs: list[Job]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        await self.provider.run(self.tasks[task_name], jobs, outcomes.append)
+        return outcomes
+
+
+class RayProvider(Provider):
+    def __init__(self, settings: Settings, local: LiteLLMProvider) -> None:
+        self.settings = settings
+        self.local = local  # request identity and estimates, which must match the actors' exactly
+        self.model = local.model
+        self.ray = import_ray()
+        self._started = False
+        self._guard: Optional[_SessionGuard] = None
+        self._actors: list[Any] = []
+        self._start_s = 0.0  # joining or starting Ray and its actors, counted in the first task's time
+        self._workers = 0
+
+    def request_hash(self, task: Task, job: Job) -> str:
+        return self.local.request_hash(task, job)
+
+    def estimate(self, task: Task, jobs: Sequence[Job]) -> tuple[int, int, Optional[float]]:
+        return self.local.estimate(task, jobs)
+
+    @property
+    def template_hashes(self) -> dict[str, str]:
+        return self.local.template_hashes
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.local.describe(), "ray_address": self.settings.ray_address, "ray_actors": self._workers,
+                "shard_size": self._shard_size(), "ray_start_s": round(self._start_s, 2)}
+
+    def _shard_size(self) -> int:
+        return self.local.concurrency * 2
+
+    def _start(self) -> None:
+        started = time.perf_counter()
+        ray = self.ray
+        if not ray.is_initialized():
+            address = None if self.settings.ray_address == "local" else self.settings.ray_address
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            self._started = True
+            if address is None:
+                self._guard = _guard_session(ray._private.worker._global_node.get_session_dir_path())
+        workers = self.settings.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # The actors read keys where the provider does, from their environment: on a cluster that is
+        # the workers', so the driver's provider variables travel with them as an argument. Not as
+        # Ray's runtime_env, whose agent writes its variables into its log.
+        keys = {name: value for name, value in os.environ.items() if FORWARDED.match(name)}
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(_Asker)
+        self._actors = [actor.remote(self.settings, keys) for _ in range(workers)]
+        self._workers = workers
+        self.ray.get([a.__ray_ready__.remote() for a in self._actors])
+        self._start_s = time.perf_counter() - started
+
+    async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
+        if not jobs:
+            return
+        if not self._actors:
+            self._start()
+        ray = self.ray
+        size = self._shard_size()
+        shards = deque((list(jobs[k : k + size]), 0) for k in range(0, len(jobs), size))
+        out: dict[Any, tuple[tuple[list[Job], int], Any]] = {}
+
+        def hand_out(actor: Any) -> None:
+            if shards:
+                shard = shards.popleft()
+                out[actor.answer.remote(task.name, shard[0])] = (shard, actor)
+
+        for actor in self._actors:
+            for _ in range(SHARDS_PER_ACTOR):
+                hand_out(actor)
+        while out:
+            done, _ = await asyncio.to_thread(ray.wait, list(out), num_returns=1)
+            (shard, lost), actor = out.pop(done[0])
+            try:
+                outcomes = await asyncio.to_thread(ray.get, done[0])
+            except ray.exceptions.RayTaskError as exc:  # the provider's own error (a bad key...): the run stops with it
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, LlmaugError) else ProviderError(f"a Ray actor failed: {exc}".splitlines()[0])) from None
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+                if lost + 1 >= LOST_SHARD_LIMIT:
+                    raise ProviderError(f"Ray actors died {LOST_SHARD_LIMIT} times on one shard: {exc}".splitlines()[0]) from None
+                shards.appendleft((shard, lost + 1))  # its requests in flight are lost; the restarted actor takes it again
+            else:
+                for outcome in outcomes:  # the driver's identity of each request, whatever a node's templates
+                    outcome.request_hash = self.local.request_hash(task, outcome.job)
+                    emit(outcome)
+            hand_out(actor)
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self.ray.kill(actor)
+        self._actors = []
+        if self._started:
+            self.ray.shutdown()
+            self._started = False
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
+
+
+# Waits for its parent's end on a pipe only the parent holds (EOF however the parent ends, even by
+# SIGKILL), then kills every process still naming the Ray session on its command line.
+_GUARD = """
+import os, signal, sys
+os.read(0, 1)
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            named = sys.argv[1].encode() in fh.read()
+    except OSError:
+        continue
+    if named and int(pid) != os.getpid():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+class _SessionGuard:
+    """The Ray llmaug started must not outlive it. Ray ties its raylet and workers to the driver,
+    but not its dashboard agent: after a SIGKILLed driver it lingered for minutes, trying to
+    report to a dead GCS. A small process waits for llmaug's end and removes what is left."""
+
+    def __init__(self, session_dir: str) -> None:
+        read, self._write = os.pipe()
+        self._process = subprocess.Popen([sys.executable, "-c", _GUARD, os.path.basename(session_dir)], stdin=read,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(read)
+
+    def release(self) -> None:
+        os.close(self._write)
+        self._process.wait(timeout=30)
+
+
+def _guard_session(session_dir: str) -> Optional[_SessionGuard]:
+    return _SessionGuard(session_dir) if sys.platform.startswith("linux") else None
