@@ -60,6 +60,8 @@ def test_a_differently_shaped_dataset_works_by_config_alone(books, tmp_path, mon
         (["--dataset", "ml-100k", "--model", "ollama_chat/llama3.1", "--batch"], "--batch needs a provider with a Batch API"),
         (["--dataset", "ml-100k", "--ray", "local"], "--ray spreads live requests to an LLM service"),
         (["--dataset", "ml-100k", "--model", "openai/gpt-4o-mini", "--batch", "--ray", "local"], "--batch hands the work"),
+        (["--dataset", "ml-100k", "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1", "--tasks", "items",
+          "--ray", "auto"], "cannot join Ray at 'auto'"),
     ],
 )
 def test_user_mistakes_get_one_line_exit_2_and_no_files(tmp_path, args, message):

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from collections import deque
 from typing import Any, Optional, Sequence
 
@@ -33,7 +34,9 @@ LOST_SHARD_LIMIT = 3  # a shard whose actor died this often points at the cluste
 
 def import_ray():
     try:
-        import ray
+        with warnings.catch_warnings():  # ray 2.6 imports pkg_resources, which warns on every run
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            import ray
     except ImportError:
         raise ConfigError("--ray needs ray: pip install \"ray[default]\" (RecBole installs ray 2.6.3)") from None
     return ray
@@ -89,7 +92,10 @@ class RayProvider(Provider):
         ray = self.ray
         if not ray.is_initialized():
             address = None if self.settings.ray_address == "local" else self.settings.ray_address
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:  # no cluster there, a malformed address
+                raise ProviderError(f"cannot join Ray at '{address}': {exc}".splitlines()[0]) from None
             self._started = True
             if address is None:
                 self._guard = _guard_session(ray._private.worker._global_node.get_session_dir_path())
