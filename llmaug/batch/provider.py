@@ -195,8 +195,8 @@ class BatchProvider(LiteLLMProvider):
         choices = body.get("choices") if isinstance(body, dict) else None
         if result.get("error") or status != 200 or not choices:
             error = result.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            outcome.error = f"batch request failed ({status or error.get('code', 'no status')}): {message or 'no answer'}"[:400]
+            error = error if isinstance(error, dict) else {"message": str(error)}
+            outcome.error = f"batch request failed ({status or error.get('code') or 'no status'}): {error.get('message') or 'no answer'}"[:400]
             # About this request (400: too long, refused): asking again gets the same; anything else may pass.
             outcome.retryable = not (isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429))
             return None
