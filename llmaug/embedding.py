@@ -197,9 +197,10 @@ class CachedEncoder:
         self._blocks.append(out)
         self._rows += len(out)
         self._row.update((text, block_first + position) for text, position in first_at.items())
-        repeated = np.ones(len(texts), bool)
-        repeated[firsts] = False
-        self._fill(out, np.flatnonzero(repeated), np.fromiter((self._row[texts[i]] for i in np.flatnonzero(repeated)), np.int64))
+        is_repeat = np.ones(len(texts), bool)
+        is_repeat[firsts] = False
+        repeats = np.flatnonzero(is_repeat)
+        self._fill(out, repeats, np.fromiter((self._row[texts[i]] for i in repeats), np.int64, len(repeats)))
         return out
 
     def _encoded_into_first_rows(self, new: list[str], rows: int, stage) -> np.ndarray:
