@@ -30,6 +30,8 @@ from ..tasks import TASKS, Job, Task
 SHARDS_PER_ACTOR = 2  # one being answered, one waiting: an actor never idles between shards
 FORWARDED = re.compile(r"[A-Z0-9_]*_(API_KEY|API_BASE|API_VERSION|BASE_URL|ORGANIZATION|PROJECT)$|LITELLM_[A-Z0-9_]+$")
 LOST_SHARD_LIMIT = 3  # a shard whose actor died this often points at the cluster, not at bad luck
+RESTART_LIMIT = 20  # readiness asked this often of a restarting actor, RESTART_WAIT_S apart
+RESTART_WAIT_S = 0.5
 
 
 def import_ray():
@@ -116,34 +118,61 @@ class RayProvider(Provider):
         if not self._actors:
             self._start()
         ray = self.ray
+        actor_lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
         size = self._shard_size()
         shards = deque((list(jobs[k : k + size]), 0) for k in range(0, len(jobs), size))
-        out: dict[Any, tuple[tuple[list[Job], int], Any]] = {}
+        working: dict[Any, tuple[tuple[list[Job], int], Any]] = {}  # a shard out, and the actor answering it
+        probes: dict[Any, tuple[Any, int]] = {}  # a dead actor's readiness asked, and how often it failed
+        idle: set[Any] = set()
 
-        def hand_out(actor: Any) -> None:
-            if shards:
+        def hand_out(actor: Any, count: int = 1) -> None:
+            for _ in range(count):
+                if not shards:
+                    idle.add(actor)
+                    return
                 shard = shards.popleft()
-                out[actor.answer.remote(task.name, shard[0])] = (shard, actor)
+                working[actor.answer.remote(task.name, shard[0])] = (shard, actor)
+            idle.discard(actor)
+
+        def probe(actor: Any, failed: int) -> None:
+            if actor not in {a for a, _ in probes.values()}:
+                probes[actor.__ray_ready__.remote()] = (actor, failed)
 
         for actor in self._actors:
-            for _ in range(SHARDS_PER_ACTOR):
-                hand_out(actor)
-        while out:
-            done, _ = await asyncio.to_thread(ray.wait, list(out), num_returns=1)
-            (shard, lost), actor = out.pop(done[0])
+            hand_out(actor, SHARDS_PER_ACTOR)
+        while working or (shards and probes):
+            done, _ = await asyncio.to_thread(ray.wait, [*working, *probes], num_returns=1)
+            if done[0] in probes:
+                actor, failed = probes.pop(done[0])
+                try:
+                    await asyncio.to_thread(ray.get, done[0])
+                except actor_lost:
+                    if failed + 1 >= RESTART_LIMIT:
+                        raise ProviderError(f"a Ray actor did not come back after {RESTART_LIMIT} tries") from None
+                    await asyncio.sleep(RESTART_WAIT_S)
+                    probe(actor, failed + 1)
+                else:
+                    hand_out(actor, SHARDS_PER_ACTOR)
+                continue
+            (shard, lost), actor = working.pop(done[0])
             try:
                 outcomes = await asyncio.to_thread(ray.get, done[0])
             except ray.exceptions.RayTaskError as exc:  # the provider's own error (a bad key...): the run stops with it
                 cause = getattr(exc, "cause", None)
                 raise (cause if isinstance(cause, LlmaugError) else ProviderError(f"a Ray actor failed: {exc}".splitlines()[0])) from None
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+            except actor_lost as exc:
                 if lost + 1 >= LOST_SHARD_LIMIT:
                     raise ProviderError(f"Ray actors died {LOST_SHARD_LIMIT} times on one shard: {exc}".splitlines()[0]) from None
-                shards.appendleft((shard, lost + 1))  # its requests in flight are lost; the restarted actor takes it again
-            else:
-                for outcome in outcomes:  # the driver's identity of each request, whatever a node's templates
-                    outcome.request_hash = self.local.request_hash(task, outcome.job)
-                    emit(outcome)
+                # Its requests in flight are lost. The shard goes to a live actor; this one gets work again
+                # once it answers after its restart (sent to it now, the shard could fail on the dead process).
+                shards.appendleft((shard, lost + 1))
+                probe(actor, 0)
+                for waiting in list(idle):
+                    hand_out(waiting)
+                continue
+            for outcome in outcomes:  # the driver's identity of each request, whatever a node's templates
+                outcome.request_hash = self.local.request_hash(task, outcome.job)
+                emit(outcome)
             hand_out(actor)
 
     def close(self) -> None:
