@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from conftest import LLMAUG
 from outcome import load_with_recbole, tree
 
-EXAMPLES = int(os.environ.get("LLMAUG_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("LLMAUG_FUZZ_EXAMPLES", "8"))
 HANG = 300  # seconds; a run of these sizes takes about 10
 NAME = "fz"
 
