@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,8 +111,21 @@ def answers_for(journal: "Journal", keys: dict[str, str]) -> dict[str, Answer]:
         if entry is None:
             answers.pop(entity_of[key], None)
         else:
-            answers[entity_of[key]] = Answer(STATUSES[entry.status], entry.record, entry.reasks, entry.input_tokens, entry.output_tokens, entry.cost)
+            answers[entity_of[key]] = Answer(STATUSES[entry.status], _shared(entry.record), entry.reasks, entry.input_tokens, entry.output_tokens, entry.cost)
     return answers
+
+
+SHORT_VALUE = 64  # characters: ages, genres, countries, item ids repeat across records; sentences do not
+
+
+def _shared(record: Optional[dict[str, Optional[str]]]) -> Optional[dict[str, Optional[str]]]:
+    """The record with its field names and short values as shared strings. Records stay in memory
+    until the dataset is written, and every line parsed brings its own copies: a million profiles
+    read back took 1.22 GB, 0.44 GB shared (measured on a 1M-user run's journal)."""
+    if record is None:
+        return None
+    return {sys.intern(name): sys.intern(value) if value is not None and len(value) <= SHORT_VALUE else value
+            for name, value in record.items()}
 
 
 _PREFIX = b'{"key": "'

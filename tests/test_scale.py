@@ -67,6 +67,20 @@ def test_the_journal_index_holds_statuses_and_reads_records_back_streaming(tmp_p
     assert answers["C"].status == "failed" and answers["C"].record is None
 
 
+def test_records_read_back_share_their_field_names_and_short_values(tmp_path):
+    # Every parsed line brings its own strings; a million profiles held 1.22 GB, 0.44 GB shared.
+    path = tmp_path / "journal.jsonl"
+    long = "a reader of long sagas, " * 4
+    with Journal(path) as journal:
+        for key in ("a", "b"):
+            journal.append(AnswerEntry(key=key, task="users", entity=key.upper(), model="m", request_hash="h", status="accepted",
+                                       record={"liked_genre": "War, Drama", "summary": long, "country": None}).model_dump())
+    first, second = (answers_for(Journal(path), {"A": "a", "B": "b"})[e].record for e in ("A", "B"))
+    assert first == second == {"liked_genre": "War, Drama", "summary": long, "country": None}
+    assert all(x is y for x, y in zip(first, second))  # the field names
+    assert first["liked_genre"] is second["liked_genre"] and first["summary"] is not second["summary"]
+
+
 def test_a_streamed_vector_file_is_byte_identical_to_the_frame_writer(tmp_path):
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((20_000, 7)).astype(np.float32) * 1e-3
