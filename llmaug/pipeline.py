@@ -95,7 +95,7 @@ def augment(
                     _collect(task, accepted, augmented)
                     ids, texts = _embed_inputs(task, accepted) if name in EMBEDDED_TASKS else ([], [])
                     # The jobs, each with its prompt's context, are let go before the next stage:
-                    # at 1M users the edges' alone hold 0.9 GB, until now kept through the profiles.
+                    # at 1M users the edges' alone hold 0.9 GB, which would stay through the profiles.
                     del accepted
                     release_freed_memory()  # the task's jobs and the answers read back
                     if name in EMBEDDED_TASKS:
