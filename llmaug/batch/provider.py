@@ -218,12 +218,10 @@ class BatchProvider(LiteLLMProvider):
         for attempt in range(self.settings.num_retries + 1):
             try:
                 return await getattr(litellm, f"a{name}")(**params, **self.api)
-            except passing as exc:
-                if attempt == self.settings.num_retries:
+            except Exception as exc:
+                if not isinstance(exc, passing) or attempt == self.settings.num_retries:
                     raise ProviderError(f"{self.model} Batch API, {name}: {type(exc).__name__}: {_first_line(exc)}") from None
                 await asyncio.sleep(min(2**attempt, 60))
-            except Exception as exc:
-                raise ProviderError(f"{self.model} Batch API, {name}: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _journal_key(custom_id: str) -> str:
