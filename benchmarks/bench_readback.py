@@ -18,12 +18,10 @@ import sys
 from pathlib import Path
 
 MEASURE = """
-import ctypes, gc, json, sys
+import json, sys
 from llmaug.journal import Journal, answers_for
-
-def rss_mb():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * 4096 / 2**20
+from llmaug.monitor.memory import release_freed_memory
+from llmaug.monitor.timer import rss_bytes
 
 path, task = sys.argv[1], sys.argv[2]
 keys = {}
@@ -32,12 +30,11 @@ with open(path, "rb") as fh:
         if f'"task": "{task}"'.encode() in line[:300]:
             entry = json.loads(line)
             keys[entry["entity"]] = entry["key"]
-gc.collect()
-before = rss_mb()
+release_freed_memory()
+before = rss_bytes()
 records = {entity: answer.record for entity, answer in answers_for(Journal(path), keys).items()}
-gc.collect()
-ctypes.CDLL("libc.so.6").malloc_trim(0)
-print(json.dumps({"records": len(records), "held_mb": round(rss_mb() - before, 1)}))
+release_freed_memory()
+print(json.dumps({"records": len(records), "held_mb": round((rss_bytes() - before) / 2**20, 1)}))
 """
 
 

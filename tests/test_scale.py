@@ -68,7 +68,7 @@ def test_the_journal_index_holds_statuses_and_reads_records_back_streaming(tmp_p
 
 
 def test_records_read_back_share_their_field_names_and_short_values(tmp_path):
-    # Every parsed line brings its own strings; a million profiles held 1.22 GB, 0.44 GB shared.
+    # Every parsed line brings its own strings; a million profiles held 1.22 GB, 0.46 GB shared.
     path = tmp_path / "journal.jsonl"
     long = "a reader of long sagas, " * 4
     with Journal(path) as journal:
