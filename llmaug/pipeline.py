@@ -45,12 +45,13 @@ def augment(
     """
     reporter = reporter or quiet_reporter()
     timer = Timer()
-    # Everything a user can get wrong is checked before anything is written.
+    # Everything a user can get wrong is checked before anything is written; the provider first, as
+    # it needs the settings alone (a cluster or model that is not there is said before the dataset is read).
+    provider_factory = get_provider(settings)
     with timer("read"), reporter.step("Reading dataset"):
         source = load_source(dataset, settings)
     run = RunDir(out)
     run.check(source.directory)
-    provider_factory = get_provider(settings)
     with timer("split"), reporter.step("Splitting"):
         usable = usable_interactions(source)
         split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 import time
 import warnings
 from collections import deque
@@ -26,6 +24,8 @@ from ..providers.llm import LiteLLMProvider
 from ..prompt_data import PromptData
 from ..rendering import PromptRenderer
 from ..tasks import TASKS, Job, Task
+from .address import find_target
+from .own_ray import OwnRay
 
 SHARDS_PER_ACTOR = 2  # one being answered, one waiting: an actor never idles between shards
 FORWARDED = re.compile(r"[A-Z0-9_]*_(API_KEY|API_BASE|API_VERSION|BASE_URL|ORGANIZATION|PROJECT)$|LITELLM_[A-Z0-9_]+$")
@@ -66,8 +66,8 @@ class RayProvider(Provider):
         self.local = local  # request identity and estimates, which must match the actors' exactly
         self.model = local.model
         self.ray = import_ray()
-        self._started = False
-        self._guard: Optional[_SessionGuard] = None
+        self._own: Optional[OwnRay] = None  # --ray local
+        self._joined = False  # a cluster someone else started
         self._actors: list[Any] = []
         self._start_s = 0.0  # joining or starting Ray and its actors, counted in the first task's time
         self._workers = 0
@@ -92,15 +92,16 @@ class RayProvider(Provider):
     def _start(self) -> None:
         started = time.perf_counter()
         ray = self.ray
-        if not ray.is_initialized():
-            address = None if self.settings.ray_address == "local" else self.settings.ray_address
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:  # no cluster there, a malformed address
-                raise ProviderError(f"cannot join Ray at '{address}': {exc}".splitlines()[0]) from None
-            self._started = True
-            if address is None:
-                self._guard = _guard_session(ray._private.worker._global_node.get_session_dir_path())
+        if not ray.is_initialized():  # else the caller's own Ray, used and left as it is
+            target = find_target(self.settings.ray_address)
+            if target is None:
+                self._own = OwnRay(ray)
+            else:
+                try:
+                    ray.init(address=target.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:  # not a Ray there, a version apart
+                    raise ProviderError(f"cannot join Ray at '{target.address}' ({target.source}): {exc}".splitlines()[0]) from None
+                self._joined = True
         workers = self.settings.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # The actors read keys where the provider does, from their environment: on a cluster that is
         # the workers', so the driver's provider variables travel with them as an argument. Not as
@@ -176,51 +177,13 @@ class RayProvider(Provider):
             hand_out(actor)
 
     def close(self) -> None:
+        """Remove llmaug's actors; stop a Ray only if llmaug started it. A joined cluster goes on."""
         for actor in self._actors:
             self.ray.kill(actor)
         self._actors = []
-        if self._started:
-            self.ray.shutdown()
-            self._started = False
-        if self._guard is not None:
-            self._guard.release()
-            self._guard = None
-
-
-# Waits for its parent's end on a pipe only the parent holds (EOF however the parent ends, even by
-# SIGKILL), then kills every process still naming the Ray session on its command line.
-_GUARD = """
-import os, signal, sys
-os.read(0, 1)
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            named = sys.argv[1].encode() in fh.read()
-    except OSError:
-        continue
-    if named and int(pid) != os.getpid():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            pass
-"""
-
-
-class _SessionGuard:
-    """The Ray llmaug started must not outlive it. Ray ties its raylet and workers to the driver,
-    but not its dashboard agent: after a SIGKILLed driver it lingered for minutes, trying to
-    report to a dead GCS. A small process waits for llmaug's end and removes what is left."""
-
-    def __init__(self, session_dir: str) -> None:
-        read, self._write = os.pipe()
-        self._process = subprocess.Popen([sys.executable, "-c", _GUARD, os.path.basename(session_dir)], stdin=read,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        os.close(read)
-
-    def release(self) -> None:
-        os.close(self._write)
-        self._process.wait(timeout=30)
-
-
-def _guard_session(session_dir: str) -> Optional[_SessionGuard]:
-    return _SessionGuard(session_dir) if sys.platform.startswith("linux") else None
+        if self._joined:
+            self.ray.shutdown()  # this driver leaves; the cluster's processes are not its own
+            self._joined = False
+        if self._own is not None:
+            self._own.stop()
+            self._own = None

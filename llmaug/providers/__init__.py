@@ -77,6 +77,12 @@ def get_provider(settings: Settings) -> ProviderFactory:
 
         check_installed(settings)
         return _local
+    if settings.ray_address:  # a cluster that is not there: one line at once, not after litellm's seconds of imports
+        from ..cluster.address import find_target
+        from ..cluster.ray_provider import import_ray
+
+        import_ray()
+        find_target(settings.ray_address)
     from .llm import import_litellm
 
     litellm = import_litellm()
@@ -94,8 +100,5 @@ def get_provider(settings: Settings) -> ProviderFactory:
             raise ConfigError(f"--batch needs a provider with a Batch API (openai/..., azure/...); '{settings.model}' is {provider}")
         return _batch
     if settings.ray_address:
-        from ..cluster.ray_provider import import_ray
-
-        import_ray()
         return _ray
     return _litellm
