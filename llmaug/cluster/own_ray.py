@@ -33,8 +33,8 @@ class OwnRay:
         self._guard = _Guard(mark, self.temp_dir) if sys.platform.startswith("linux") else None
         os.environ[OWNER_VARIABLE] = mark
         try:
-            ray.init(address="local", _temp_dir=self.temp_dir, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            ray.init(address="local", _temp_dir=self.temp_dir, _node_ip_address="127.0.0.1",  # nothing beyond this machine
+                     include_dashboard=False, log_to_driver=False, configure_logging=False)
         except Exception as exc:  # a socket path too long for a deep TMPDIR, no room in /dev/shm...
             self._release()
             raise ProviderError(f"cannot start a local Ray in {self.temp_dir}: {exc}".splitlines()[0]) from None
