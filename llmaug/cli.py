@@ -128,10 +128,13 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, d
       llmaug augment --dataset data/books --config books.yaml --out runs/books --tasks edges,users
     """
     from .config import load_settings
+    from .input.locate import resolve_dataset_dir
+
+    resolve_dataset_dir(dataset)  # a wrong name answered before pandas and the pipeline are imported
+    settings = load_settings(config_file, flags)
     from .pipeline import augment as run_augment
     from .progress import Reporter
 
-    settings = load_settings(config_file, flags)
     reporter = Reporter(enabled=not quiet)
     result = run_augment(dataset, out, settings, reporter, fresh=fresh, dry_run=dry_run)
     if dry_run:

@@ -16,30 +16,11 @@ import pandas as pd
 
 from .config import FieldRoles, Settings
 from .errors import DatasetError
+from .input.locate import resolve_dataset_dir
 from .input.reader import MISSING, AtomicFile, read_atomic
 
 TEXT = ("token", "token_seq")
 SHOWN = ("token", "token_seq", "float")  # what a prompt can show as text: not a float_seq vector
-
-
-def recbole_example_dir() -> Path:
-    """Where RecBole keeps the datasets it ships (ml-100k): used instead of any download."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or spec.origin is None:
-        raise DatasetError("RecBole is not installed")
-    return Path(spec.origin).parent / "dataset_example"
-
-
-def resolve_dataset_dir(name_or_dir: str) -> Path:
-    path = Path(name_or_dir)
-    if path.is_dir():
-        return path.resolve()
-    bundled = recbole_example_dir() / name_or_dir
-    if "/" not in name_or_dir and bundled.is_dir():
-        return bundled
-    raise DatasetError(f"dataset '{name_or_dir}' is neither a directory nor a dataset RecBole ships")
 
 
 @dataclass(frozen=True)

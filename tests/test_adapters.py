@@ -202,6 +202,7 @@ def test_a_subclass_of_a_registered_model_is_adapted_by_the_same_mechanism():
     assert shape_of(MyLightGCN) is shape_of(get_model("LightGCN"))
 
 
+@pytest.mark.slow
 def test_bad_knobs_are_config_errors(data):
     with pytest.raises(ConfigError, match="llmaug_prune_ratio"):
         make(data, "BPR", llmaug_prune_ratio=1.0)
@@ -213,6 +214,7 @@ def test_bad_knobs_are_config_errors(data):
         make(data, "BPR", llmaug_prune_scope="batch")
 
 
+@pytest.mark.slow
 def test_augmented_edges_are_read_with_internal_ids(data):
     directory, train, _, _ = data
     model, config = make(data, "BPR")
@@ -227,6 +229,7 @@ def test_augmented_edges_are_read_with_internal_ids(data):
     assert torch.equal(edges, load_augmented_edges(config, dataset))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_zero_feature_weight_reproduces_the_base_models_scores(data, name):
     base, _ = make(data, name, adapted=False)
@@ -240,6 +243,7 @@ def test_zero_feature_weight_reproduces_the_base_models_scores(data, name):
     assert not torch.allclose(scores(incorporated, data), scores(base, data), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_mae_decoder_learns_and_stored_features_do_not_change(data):
     directory, train, _, _ = data
     model, _ = make(data, "LightGCN", llmaug_mask_ratio=0.5, llmaug_mae_weight=1.0)
@@ -265,6 +269,7 @@ def test_mae_decoder_learns_and_stored_features_do_not_change(data):
         assert np.array_equal(before, dataset.get_preload_weight(field)), field
 
 
+@pytest.mark.slow
 def test_mae_runs_in_training_and_never_in_eval(data):
     model, _ = make(data, "LightGCN", llmaug_mask_ratio=1.0, llmaug_feature_dropout=0.0,
                     llmaug_aug_edge_ratio=0.0, llmaug_weight_decay=0.0)
@@ -282,6 +287,7 @@ def test_mae_runs_in_training_and_never_in_eval(data):
     assert with_mae.item() > unmasked.calculate_loss(batch).item()  # lambda * L_FR > 0 is in the loss
 
 
+@pytest.mark.slow
 def test_loading_a_state_dict_refreshes_the_cached_evaluation_representations(data):
     # BPR: no cache of its own (LightGCN's restore_user_e is RecBole's to refresh, which its
     # Trainer does with load_other_parameter), so only the adapter's cached terms are at stake.
@@ -293,6 +299,7 @@ def test_loading_a_state_dict_refreshes_the_cached_evaluation_representations(da
     assert not torch.allclose(scores(first, data), before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["BPR", "LightGCN", "SGL"])
 def test_the_llm_triplets_join_the_models_own_loss_pruned(data, name):
     # Only edges and pruning on: the adapted loss is the base model's own loss on the batch plus
@@ -322,6 +329,7 @@ def test_the_llm_triplets_join_the_models_own_loss_pruned(data, name):
     assert not torch.allclose(losses[1], losses[0] + triplet.sum() * per_triplet, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_reduced_feature_rank_keeps_the_model_working(data):
     model, _ = make(data, "LightGCN", llmaug_feature_rank=32)
     encoder = model.llmaug.encoder

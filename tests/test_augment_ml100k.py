@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from llmaug.config import load_settings
 from llmaug.dataset import load_source
@@ -21,6 +22,7 @@ def read(path: Path) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 def test_plain_recbole_loads_the_directory_and_trains_bpr(augmented_ml100k, tmp_path, monkeypatch):
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -58,6 +60,7 @@ def torch_equal(a, b) -> bool:
     return bool(torch.equal(a, b))
 
 
+@pytest.mark.slow
 def test_manifest_counts_match_the_files(augmented_ml100k):
     manifest = json.loads((augmented_ml100k / "manifest.json").read_text())
     tasks = manifest["tasks"]
@@ -75,6 +78,7 @@ def test_manifest_counts_match_the_files(augmented_ml100k):
     assert manifest["provider"] == "offline"
 
 
+@pytest.mark.slow
 def test_augmented_edges_come_from_each_users_candidates_and_are_unseen(augmented_ml100k):
     train = read(augmented_ml100k / "ml-100k.train.inter")
     seen = set(zip(train["user_id"], train["item_id"]))
@@ -85,6 +89,7 @@ def test_augmented_edges_come_from_each_users_candidates_and_are_unseen(augmente
         assert pos != neg and {pos, neg} <= pools[user]
 
 
+@pytest.mark.slow
 def test_base_recommender_gets_the_training_split_as_recbole_would_read_it(augmented_ml100k, tmp_path):
     # The training split reaches the base model as arrays. RecBole reading the written training file
     # (with header-only validation and test files) must give it the same ids in the same order.

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence, Union
 import pandas as pd
 import pytest
 
-from conftest import LLMAUG
+from conftest import invoke_llmaug
 from llmaug.errors import ConfigError, DatasetError
 from llmaug.input.usable import check_rankable
 from llmaug.journal import journal_key
@@ -65,9 +65,12 @@ class Shelf:
     def augment(self, *flags: str, full_disk_at: Optional[str] = None) -> subprocess.CompletedProcess:
         """Run llmaug as a user would; with ``full_disk_at``, on a disk that is full from the first
         write under --out whose path matches that pattern (tests/full_disk.py)."""
-        launcher = LLMAUG if full_disk_at is None else [sys.executable, "-c", "import full_disk; full_disk.main()", str(self.out), full_disk_at]
+        args = ["augment", "--dataset", str(self.dir), "--config", str(self.config), "--out", str(self.out), "--quiet", *flags]
+        if full_disk_at is None:
+            return invoke_llmaug(*args)
+        # A process of its own: the full disk is an audit hook, which nothing can remove once added.
         path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-        command = [*launcher, "augment", "--dataset", str(self.dir), "--config", str(self.config), "--out", str(self.out), "--quiet", *flags]
+        command = [sys.executable, "-c", "import full_disk; full_disk.main()", str(self.out), full_disk_at, *args]
         return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, timeout=600)
 
 
@@ -162,6 +165,7 @@ def test_a_mistake_gets_one_line_exit_2_and_leaves_everything_as_it_was(shelf, m
     assert tree(shelf.out) == out_before and tree(shelf.dir) == dataset_before
 
 
+@pytest.mark.slow
 def test_rows_llmaug_can_leave_out_are_skipped_counted_and_announced(shelf, monkeypatch, tmp_path):
     shelf.add_user_file()
     header, *users = shelf.lines("user")
@@ -218,6 +222,7 @@ def test_the_base_recommender_is_not_asked_to_rank_what_it_cannot():
     check_rankable(train[train.reader != "r0"], source, 2)
 
 
+@pytest.mark.slow
 def test_a_dataset_too_small_for_any_pool_or_profile_still_gives_what_recbole_loads(tmp_path, monkeypatch):
     # Found by the fuzzer: every user has one unseen item (no pool of 2) and every genre is "the", so
     # no profile says anything; a header-only .useremb made RecBole fail on max() of nothing.
@@ -233,6 +238,7 @@ def test_a_dataset_too_small_for_any_pool_or_profile_still_gives_what_recbole_lo
     assert len(load_with_recbole(shelf.out).inter_feat) == 4
 
 
+@pytest.mark.slow
 def test_crlf_a_bom_and_a_header_only_user_file_run_cleanly(shelf, monkeypatch, tmp_path):
     shelf.write("inter", "".join(line + "\r\n" for line in shelf.lines("inter")).encode())
     shelf.write("item", b"\xef\xbb\xbf" + shelf.path("item").read_bytes())
@@ -247,6 +253,7 @@ def test_crlf_a_bom_and_a_header_only_user_file_run_cleanly(shelf, monkeypatch, 
     assert load_with_recbole(shelf.out).item_num == 21
 
 
+@pytest.mark.slow
 def test_the_most_lopsided_split_leaves_no_user_without_training_rows(shelf, monkeypatch, tmp_path):
     # RecBole's ratio split gives every user at least one training row, however few rows they have.
     shelf.write("inter", [shelf.lines("inter")[0], *(f"q{u}\tb{(u + k) % 20}\t3\t{1600000000 + k}" for u in range(30) for k in range(1 + u % 3))])
@@ -259,6 +266,7 @@ def test_the_most_lopsided_split_leaves_no_user_without_training_rows(shelf, mon
     load_with_recbole(shelf.out)
 
 
+@pytest.mark.slow
 def test_a_journal_from_another_model_and_an_older_llmaug(shelf):
     first = shelf.augment()
     assert first.returncode == 0, first.stderr
@@ -297,6 +305,7 @@ def _one_error_line(result, *fragments: str) -> None:
     assert all(f in lines[0] for f in ("No space left on device", *fragments)), lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pattern", ["*", ".llmaug/journal.jsonl"], ids=["at the first write", "at the first answer"])
 def test_a_full_disk_before_the_first_answer_leaves_out_as_it_was(shelf, pattern):
     _one_error_line(shelf.augment(full_disk_at=pattern), "--out is left as it was found")
@@ -306,6 +315,7 @@ def test_a_full_disk_before_the_first_answer_leaves_out_as_it_was(shelf, pattern
     assert tree(shelf.out) == {}
 
 
+@pytest.mark.slow
 def test_a_full_disk_after_answers_keeps_them_and_fresh_puts_an_earlier_run_back(shelf):
     late = shelf.augment(full_disk_at=".llmaug/staging/*")
     _one_error_line(late, "run the same command again to continue")

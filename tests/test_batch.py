@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from batch_server import BatchBehaviour, LoopbackBatchAPI
-from conftest import LLMAUG, run_llmaug
+from conftest import LLMAUG, invoke_llmaug
 from llm_server import Behaviour
 from tiny_dataset import BOOKS_CONFIG
+
+pytestmark = pytest.mark.slow  # every test here runs llmaug end to end against a server
 
 KEY = "sk-test-batch-5a4b3c2d1e0f"
 MODEL = "openai/gpt-4o-mini"  # priced in litellm's map, so batch cost is checked too
@@ -40,7 +42,7 @@ def command(server, books, config, out: Path, *extra: str) -> list[str]:
 
 
 def augment(server, books, config, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run_llmaug(*command(server, books, config, out, *extra)[len(LLMAUG):], env={"OPENAI_API_KEY": KEY})
+    return invoke_llmaug(*command(server, books, config, out, *extra)[len(LLMAUG):], env={"OPENAI_API_KEY": KEY})
 
 
 def manifest(out: Path) -> dict:
@@ -172,12 +174,12 @@ def test_dry_run_shows_the_batch_price_and_batch_needs_a_batch_api(server, books
         return float(result.stdout.split("total cost: $")[1])
 
     priced = ("--quiet", "--model", MODEL, "--dry-run", "--tasks", "users,items")  # no base model to train
-    live = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "a"), *priced)
-    batch = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "b"), *priced, "--batch")
+    live = invoke_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "a"), *priced)
+    batch = invoke_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "b"), *priced, "--batch")
     assert total(batch) == pytest.approx(total(live) / 2, abs=1e-4) and total(batch) > 0  # printed to 4 decimals
     assert server.requests == [] and server.batches == {}
     for model in ("offline", "ollama_chat/llama3.1"):
-        refused = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "c"),
+        refused = invoke_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "c"),
                              "--quiet", "--model", model, "--batch")
         assert refused.returncode == 2 and "--batch" in refused.stderr and "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from conftest import LLMAUG
 from outcome import load_with_recbole, tree
 
+pytestmark = pytest.mark.slow  # each example runs llmaug end to end on a generated dataset
+
 EXAMPLES = int(os.environ.get("LLMAUG_FUZZ_EXAMPLES", "8"))
 HANG = 300  # seconds; a run of these sizes takes about 10
 NAME = "fz"

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_A_TERMINAL, LLMAUG, run_llmaug
+from conftest import IN_A_TERMINAL, LLMAUG, invoke_llmaug
 from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
 from tiny_dataset import BOOKS_CONFIG
+
+pytestmark = pytest.mark.slow  # every test here runs llmaug end to end against a server
 
 KEY = "sk-test-9f8e7d6c5b4a39281706"
 
@@ -28,7 +30,7 @@ def server():
 
 def augment(server: LoopbackLLM, books, out: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
     directory, config = books
-    return run_llmaug(
+    return invoke_llmaug(
         "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
         "--model", "openai/stub-llm", "--api-base", server.base_url, *extra,
         env={"OPENAI_API_KEY": KEY, **kwargs.pop("env", {})}, **kwargs,
@@ -164,7 +166,7 @@ def test_kill_9_then_resume_repeats_no_finished_request(server, books, tmp_path)
     assert 30 <= len(before) < 100 and not (out / "manifest.json").exists()
     finished_before = dict(server.per_prompt)
 
-    resumed = subprocess.run(command, env={**os.environ, "OPENAI_API_KEY": KEY}, capture_output=True, text=True, timeout=300)
+    resumed = invoke_llmaug(*command[len(LLMAUG):], env={"OPENAI_API_KEY": KEY})
     assert resumed.returncode == 0, resumed.stderr
     counts = manifest(out)["tasks"]
     assert sum(t["accepted"] for t in counts.values()) == 100
@@ -210,7 +212,7 @@ def test_prompt_override_directory_and_render_command(server, books, tmp_path):
     (custom / "items.jinja").write_text(
         "{% block user %}Tell me about the {{ domain }} '{{ item.title }}'.\n{{ output_schema }}{% endblock %}", encoding="utf-8"
     )
-    shown = run_llmaug("prompts", "render", "--dataset", str(directory), "--config", str(config), "--task", "items",
+    shown = invoke_llmaug("prompts", "render", "--dataset", str(directory), "--config", str(config), "--task", "items",
                        "--id", "b8", "--prompts", str(custom))
     assert shown.returncode == 0, shown.stderr
     assert "--- user ---\nTell me about the book 'Kaos {{ 7*7 }}'." in shown.stdout and "--- system ---" not in shown.stdout
@@ -235,7 +237,7 @@ def test_dry_run_estimates_without_sending(server, books, tmp_path):
     assert "edges" in result.stdout and "unpriced" in result.stdout and not (out / "manifest.json").exists()
 
     directory, config = books
-    priced = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(tmp_path / "priced"),
+    priced = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(tmp_path / "priced"),
                         "--quiet", "--model", "openai/gpt-4o-mini", "--dry-run")
     assert priced.returncode == 0, priced.stderr
     rows = {line.split()[0]: line.split() for line in priced.stdout.splitlines()[2:5]}
@@ -331,7 +333,7 @@ def test_fallback_model_answers_when_the_primary_keeps_failing(server, books, tm
     out = tmp_path / "fallback"
     config = tmp_path / "fallback.yaml"
     config.write_text(BOOKS_CONFIG + "fallbacks: [openai/stub-llm]\nnum_retries: 1\n")
-    result = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(out), "--quiet",
+    result = invoke_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(out), "--quiet",
                         "--tasks", "items", "--model", "openai/broken-llm", "--api-base", server.base_url, env={"OPENAI_API_KEY": KEY})
     assert result.returncode == 0, result.stderr
     assert manifest(out)["tasks"]["items"]["accepted"] == 20
@@ -400,7 +402,7 @@ def test_replicas_share_the_work_and_a_failing_one_is_routed_around(server, book
     with LoopbackLLM() as other:
         config = tmp_path / "replicas.yaml"
         config.write_text(BOOKS_CONFIG + f"replicas: ['{other.base_url}']\nnum_retries: 3\n")
-        result = run_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "two"), "--quiet",
+        result = invoke_llmaug("augment", "--dataset", str(books[0]), "--config", str(config), "--out", str(tmp_path / "two"), "--quiet",
                             "--model", "openai/stub-llm", "--api-base", server.base_url, env={"OPENAI_API_KEY": KEY})
         assert result.returncode == 0, result.stderr
         counts = manifest(tmp_path / "two")["tasks"]

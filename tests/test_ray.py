@@ -46,6 +46,14 @@ def short_dir() -> Path:
 
 
 @pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A TMPDIR for the driver: llmaug's own Ray keeps its files under it."""
+    root = short_dir()
+    yield root
+    shutil.rmtree(root)
+
+
+@pytest.fixture
 def stale_ray_state() -> Iterator[dict[str, str]]:
     """What a `ray start` killed rather than stopped leaves: a current-cluster file naming a closed port."""
     root = short_dir()
@@ -63,8 +71,8 @@ class UserCluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [RAY, "start", "--head", "--port", str(self.port), "--num-cpus", "2", "--include-dashboard", "false",
-             "--temp-dir", str(self.temp_dir), "--block"],
+            [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port), "--num-cpus", "2",
+             "--include-dashboard", "false", "--temp-dir", str(self.temp_dir), "--block"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: self._answers() and {"raylet", "gcs_server"} <= {name for _, name in self.members()}, 120)
 
@@ -154,12 +162,12 @@ def manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-def test_a_killed_driver_takes_its_own_ray_with_it_and_leaves_the_users(user_cluster, stale_ray_state, server, books, tmp_path):
+@pytest.mark.slow
+def test_a_killed_driver_takes_its_own_ray_with_it_and_leaves_the_users(user_cluster, stale_ray_state, scratch, server, books, tmp_path):
     """`--ray local` with RAY_ADDRESS naming the user's cluster and a stale current-cluster file:
     llmaug starts a Ray of its own all the same, and removes only that one."""
     services = user_cluster.services()
     before = ray_processes()
-    scratch = short_dir()  # llmaug's Ray keeps its files under TMPDIR
     env = {**stale_ray_state, "RAY_ADDRESS": user_cluster.address, "TMPDIR": str(scratch)}
     out = tmp_path / "driver"
     with running(command(server, books, out, "local"), env, stderr=subprocess.DEVNULL) as driver:
@@ -185,9 +193,9 @@ def test_a_killed_driver_takes_its_own_ray_with_it_and_leaves_the_users(user_clu
     assert not (ray_processes() - before - {pid for pid, _ in user_cluster.members()})  # the finished run stopped its Ray
     assert not list(scratch.glob("llmaug-ray-*"))
     assert all(alive(pid) for pid in services)  # the user's cluster, every process of it
-    shutil.rmtree(scratch)
 
 
+@pytest.mark.slow
 def test_actors_answer_every_request_and_the_joined_cluster_stays_up(user_cluster, stale_ray_state, server, books, tmp_path):
     """`--ray auto` joins the cluster RAY_ADDRESS names; a killed actor loses only its shards; at the
     end llmaug's actors are gone and the cluster runs on, as it was."""

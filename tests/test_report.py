@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from browser import Chromium
-from conftest import run_llmaug
+from conftest import invoke_llmaug
 from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
 from tiny_dataset import BOOKS_CONFIG, make_books
 
@@ -197,7 +197,7 @@ def llm_run(tmp_path_factory) -> Path:
 
     out = root / "shelf"
     with LoopbackLLM(Behaviour(decide=decide)) as server:
-        result = run_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+        result = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
                             "--model", "openai/stub-llm", "--api-base", server.base_url, env={"OPENAI_API_KEY": "sk-test"})
     assert result.returncode == 0, result.stderr
     return out
@@ -212,8 +212,9 @@ def rows(path: Path) -> list[list[str]]:
     return [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:]]
 
 
+@pytest.mark.slow
 def test_report_command_on_a_real_llm_run(llm_run):
-    result = run_llmaug("report", str(llm_run), "--quiet")
+    result = invoke_llmaug("report", str(llm_run), "--quiet")
     assert result.returncode == 0, result.stderr
     page, figures_file = llm_run / "report.html", llm_run / "report.json"
     assert f"wrote {page}" in result.stdout and str(figures_file) in result.stdout
@@ -236,9 +237,10 @@ def test_report_command_on_a_real_llm_run(llm_run):
     assert "edges (" in result.stdout and "held-out share of the liked pick" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_page_in_a_browser_shows_figures_and_a_user_and_requests_nothing(llm_run, tmp_path):
     out = tmp_path / "page" / "report.html"
-    assert run_llmaug("report", str(llm_run), "--out", str(out), "--quiet").returncode == 0
+    assert invoke_llmaug("report", str(llm_run), "--out", str(out), "--quiet").returncode == 0
     figures = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     name = llm_run.name
     pools = {user: pool.split() for user, pool in rows(llm_run / f"{name}.candidates")}
@@ -286,9 +288,10 @@ def test_the_page_in_a_browser_shows_figures_and_a_user_and_requests_nothing(llm
     assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_per_entity_views_are_sampled_past_the_limit_and_say_so(llm_run, tmp_path):
     out = tmp_path / "small.html"
-    result = run_llmaug("report", str(llm_run), "--out", str(out), "--max-users", "7", "--max-items", "5", "--quiet")
+    result = invoke_llmaug("report", str(llm_run), "--out", str(out), "--max-users", "7", "--max-items", "5", "--quiet")
     assert result.returncode == 0, result.stderr
     html = out.read_text(encoding="utf-8")
     assert "A random sample of 7 of 40 users" in html and "A random sample of 5 of 20 items" in html
@@ -304,7 +307,7 @@ def test_per_entity_views_are_sampled_past_the_limit_and_say_so(llm_run, tmp_pat
 ])
 def test_what_is_not_a_finished_run_gets_one_line_and_exit_2(tmp_path, make, message):
     run_dir = make(tmp_path / "not-a-run")
-    result = run_llmaug("report", str(run_dir))
+    result = invoke_llmaug("report", str(run_dir))
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "not-a-run" / "report.html").exists()

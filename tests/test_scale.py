@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_llmaug
+from conftest import invoke_llmaug
 from llmaug.atomic import write_atomic_file, write_vector_file
 from llmaug.candidates import plan_base_model
 from llmaug.candidates.policy import LIGHTGCN_LIMIT
@@ -103,12 +103,13 @@ def test_the_timer_attributes_peak_memory_to_the_stage_that_reached_it():
     assert set(timer.wall) == set(timer.cpu) == {"small", "large"}
 
 
+@pytest.mark.slow
 def test_progress_reaches_a_log_while_each_stage_runs(tmp_path):
     """stderr to a file: every stage says when it starts and ends, and long ones say where they are."""
     data = write_synthetic(tmp_path, users=300, items=150, per_user=12, name="logged")
     (tmp_path / "config.yaml").write_text("candidate_epochs: 3\ncandidate_config: {train_batch_size: 32}\n")  # ~250 batches
     out = tmp_path / "out"
-    result = run_llmaug("augment", "--dataset", str(data), "--out", str(out), "--config", str(tmp_path / "config.yaml"),
+    result = invoke_llmaug("augment", "--dataset", str(data), "--out", str(out), "--config", str(tmp_path / "config.yaml"),
                         env={"LLMAUG_PROGRESS_SECONDS": "0.1"})
     lines = result.stderr.splitlines()
     assert result.returncode == 0, lines
@@ -336,6 +337,7 @@ def test_cells_that_are_not_kept_are_still_checked(tmp_path):
         reader.read_atomic(path, lambda types: (["user_id", "item_id"], []))
 
 
+@pytest.mark.slow
 def test_once_split_the_sources_rows_are_let_go():
     # A zero-row slice of a frame keeps the whole frame's arrays alive; split_off must not.
     import gc
@@ -363,6 +365,7 @@ def test_once_split_the_sources_rows_are_let_go():
     assert freed > 0.9 * rows, (freed, rows)
 
 
+@pytest.mark.slow
 def test_encoder_batches_stay_within_the_token_budget_and_are_as_large_as_it_allows():
     from llmaug.embedding import _batches
 
@@ -378,6 +381,7 @@ def test_encoder_batches_stay_within_the_token_budget_and_are_as_large_as_it_all
     assert list(_batches(np.array([5000, 3]), 256, 4096)) == [(0, 1), (1, 2)]  # too long alone: a batch of its own
 
 
+@pytest.mark.slow
 def test_the_local_encoder_gives_each_text_the_vector_it_gets_alone():
     """Texts are reordered by length and cut into budgeted batches; each vector must still land on
     its own text's row, and padding to a batch's longest text must not change it."""

@@ -74,6 +74,7 @@ def total(loss) -> float:
     return float(sum(loss)) if isinstance(loss, tuple) else float(loss)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", ROWS, ids=[r.model for r in ROWS])
 def test_each_general_recommender_adapts_with_its_own_objective_or_is_refused(row, augmented_ml100k_sparse, one_thread):
     if not row.adapts:

@@ -23,6 +23,7 @@ def check_metrics(result: RunResult) -> None:
     assert all(0 <= v <= 1 for v in result.test_result.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "SGL"])
 def test_each_adapted_model_trains_one_epoch_end_to_end(augmented_ml100k, tmp_path, model):
     result = train(augmented_ml100k, model, config_dict=QUICK, out=tmp_path)
@@ -62,12 +63,14 @@ def lightgcn_run(augmented_ml100k, tmp_path_factory):
     return train(augmented_ml100k, "LightGCN", config_dict={"epochs": 3}, out=out)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_restores_the_adapted_model(augmented_ml100k, lightgcn_run):
     restored = _evaluate_checkpoint(augmented_ml100k, lightgcn_run.checkpoint, "test", seed=12345)
     assert restored == pytest.approx(lightgcn_run.test_result, abs=1e-4)
     assert restored["recall@20"] > 0.05
 
 
+@pytest.mark.slow
 def test_model_selection_reads_validation_never_test(augmented_ml100k, lightgcn_run, tmp_path):
     # Give the test split other targets: if test data took any part in choosing the epoch, the
     # run would change; the validation trajectory must not. Only items already seen in training
@@ -95,6 +98,7 @@ def test_model_selection_reads_validation_never_test(augmented_ml100k, lightgcn_
     assert valid[lightgcn_run.valid_metric] == pytest.approx(lightgcn_run.best_valid_score, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_two_process_distributed_training_on_cpu(augmented_ml100k, tmp_path):
     result = train(augmented_ml100k, "LightGCN", config_dict=QUICK, out=tmp_path, nproc=2)
     check_metrics(result)
@@ -114,6 +118,7 @@ def _cli():
     return LlmaugGroup(commands={"train": train_command, "compare": compare_command})
 
 
+@pytest.mark.slow
 def test_train_command_prints_test_metrics(augmented_ml100k, tmp_path):
     result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", "BPR", "--base",
                                          "--seed", "3", "--set", "epochs=1", "--out", str(tmp_path), "--quiet"])
@@ -122,6 +127,7 @@ def test_train_command_prints_test_metrics(augmented_ml100k, tmp_path):
     assert (tmp_path / "results" / "BPR-base-seed3.json").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, message", [("Pop", "popularity"), ("EASE", "closed-form"), ("NoSuchModel", "NoSuchModel")])
 def test_train_command_refuses_models_it_cannot_train_in_one_line(augmented_ml100k, tmp_path, model, message):
     result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", model, "--quiet",
@@ -130,6 +136,7 @@ def test_train_command_refuses_models_it_cannot_train_in_one_line(augmented_ml10
     assert message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k, tmp_path):
     args = ["train", "--data", str(augmented_ml100k), "--model", "NCL", "--set", "epochs=1", "--quiet",
             "--out", str(tmp_path)]
@@ -141,6 +148,7 @@ def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k, 
     assert "NCL (adapted, seed 2020): 1 epochs" in result.output and "test recall@20" in result.output
 
 
+@pytest.mark.slow
 def test_compare_command_writes_a_report_and_reuses_finished_runs(augmented_ml100k, tmp_path):
     args = ["compare", "--data", str(augmented_ml100k), "--models", "BPR", "--seeds", "2", "--out", str(tmp_path),
             "--set", "epochs=1", "--quiet"]
