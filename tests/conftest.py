@@ -11,7 +11,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # the training tests 18% slower (tests/test_training.py, -n 2: 287 -> 179 s of CPU, 170 -> 139 s).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import contextlib
 import gc
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import time
 import traceback
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from filelock import FileLock
@@ -56,26 +54,16 @@ def invoke_llmaug(*args: str, cwd: Path | None = None, env: dict | None = None) 
     # time here. What this process holds before the run is no garbage of the run's: set it aside.
     gc.collect()
     gc.freeze()
-    with _environment(env or {}), contextlib.chdir(cwd or os.getcwd()):
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        if cwd is not None:
+            patch.chdir(cwd)
         result = CliRunner().invoke(main, list(args), prog_name="llmaug")
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):  # a bug: its traceback, as Python prints it
         stderr += "".join(traceback.format_exception(result.exception))
     return subprocess.CompletedProcess(["llmaug", *args], result.exit_code, result.stdout, stderr)
-
-
-@contextlib.contextmanager
-def _environment(changes: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _augment(out: Path, *extra: str) -> Path:

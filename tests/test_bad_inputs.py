@@ -63,8 +63,8 @@ class Shelf:
         self.config.write_text(text.replace(old, new), encoding="utf-8")
 
     def augment(self, *flags: str, full_disk_at: Optional[str] = None) -> subprocess.CompletedProcess:
-        """Run llmaug as a user would; with ``full_disk_at``, on a disk that is full from the first
-        write under --out whose path matches that pattern (tests/full_disk.py)."""
+        """Run llmaug's CLI in this process; with ``full_disk_at``, in a process of its own on a disk
+        that is full from the first write under --out whose path matches that pattern (tests/full_disk.py)."""
         args = ["augment", "--dataset", str(self.dir), "--config", str(self.config), "--out", str(self.out), "--quiet", *flags]
         if full_disk_at is None:
             return invoke_llmaug(*args)

@@ -93,7 +93,7 @@ class RayProvider(Provider):
         started = time.perf_counter()
         ray = self.ray
         if not ray.is_initialized():  # else the caller's own Ray, used and left as it is
-            target = find_target(self.settings.ray_address)
+            target = find_target(self.settings.ray_address)  # again: minutes of base-model training since the first check
             if target is None:
                 self._own = OwnRay(ray)
             else:
