@@ -97,7 +97,8 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
                    "within 24 h. Progress is followed here; a killed run resumes the batches it created, never making them twice.")
 @click.option("--ray", "ray_address", metavar="ADDRESS",
               help="Spread live requests over Ray actors (render, ask, validate; this process journals): 'local' starts "
-                   "Ray here, 'auto' joins this machine's cluster, ray://head:10001 a remote one.")
+                   "a Ray of llmaug's own and removes it at the end; 'auto' joins this machine's cluster (RAY_ADDRESS, "
+                   "else the latest `ray start`), ray://head:10001 a remote one. A joined cluster is never stopped.")
 @click.option("--dry-run", is_flag=True, help="Render every prompt and estimate requests, tokens and cost; send nothing.")
 @click.option("--fresh", is_flag=True, help="Forget the answers journaled in OUT and start over.")
 @click.option("--quiet", is_flag=True, help="No progress bars (nor, without a terminal, progress lines).")
