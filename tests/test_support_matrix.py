@@ -7,6 +7,7 @@ part on. The README's support matrix must be what this file checked.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -26,8 +27,9 @@ ALL_OFF = {"llmaug_feature_weight": 0.0, "llmaug_aug_edge_ratio": 0.0, "llmaug_m
 # ml-100k has 943 users; NCL's default 1000 clusters would not fit (check_model_runs says so).
 SMALL = {"epochs": 1, "num_clusters": 50}
 # Test-sized networks where a model's own default is most of the suite's time: the check is about
-# the objective the adapter keeps, not the model's capacity.
-NARROW = {"ConvNCF": {"cnn_channels": [1, 8, 8, 8, 8]}, "NNCF": {"num_conv_kernel": 16}}
+# the objective the adapter keeps, not the model's capacity. ConvNCF's layers halve a 16-wide map to 1.
+NARROW = {"ConvNCF": {"embedding_size": 16, "cnn_channels": [1, 8, 8, 8, 8], "cnn_kernels": [2, 2, 2, 2], "cnn_strides": [2, 2, 2, 2]},
+          "DGCF": {"n_factors": 2, "n_iterations": 1}, "NNCF": {"num_conv_kernel": 16}}
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +41,29 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def one_epoch(data: Path, name: str, adapted: bool, overrides: dict) -> tuple[object, torch.Tensor]:
+def model_config(data: Path, name: str, overrides: dict):
+    return build_config(data, name, seed=11, config_dict={**SMALL, **NARROW.get(name, {}), **overrides})
+
+
+def read_dataset(data: Path, name: str):
+    """RecBole's dataset as ``name`` reads it: once per model, as its three runs differ only in the
+    model's knobs (each run builds its splits from a copy)."""
+    from recbole.data import create_dataset
+
+    with quiet_recbole():
+        return create_dataset(model_config(data, name, {}))
+
+
+def one_epoch(data: Path, read, name: str, adapted: bool, overrides: dict) -> tuple[object, torch.Tensor]:
     """(RecBole's epoch loss, scores of 20 users over all items) after one epoch of RecBole's Trainer."""
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import data_preparation
     from recbole.data.interaction import Interaction
     from recbole.utils import get_trainer, init_seed
 
     with quiet_recbole():
-        config = build_config(data, name, seed=11, config_dict={**SMALL, **NARROW.get(name, {}), **overrides})
+        config = model_config(data, name, overrides)
         init_seed(11, True)
-        train, _, _ = data_preparation(config, dataset := create_dataset(config))
+        train, _, _ = data_preparation(config, dataset := copy.deepcopy(read))
         check_model_runs(config, dataset)
         init_seed(11, True)
         model = (adapt(model_class(name)) if adapted else model_class(name))(config, train._dataset)
@@ -84,12 +99,13 @@ def test_each_general_recommender_adapts_with_its_own_objective_or_is_refused(ro
         assert "\n" not in message and message == f"cannot adapt {row.model}: {row.how}"
         return
 
-    base_loss, base_scores = one_epoch(augmented_ml100k_sparse, row.model, False, {})
-    off_loss, off_scores = one_epoch(augmented_ml100k_sparse, row.model, True, ALL_OFF)
+    read = read_dataset(augmented_ml100k_sparse, row.model)
+    base_loss, base_scores = one_epoch(augmented_ml100k_sparse, read, row.model, False, {})
+    off_loss, off_scores = one_epoch(augmented_ml100k_sparse, read, row.model, True, ALL_OFF)
     assert off_loss == base_loss  # the same floats: the model's own loss, nothing added or re-implemented
     assert torch.equal(off_scores, base_scores)
 
-    on_loss, on_scores = one_epoch(augmented_ml100k_sparse, row.model, True, {})
+    on_loss, on_scores = one_epoch(augmented_ml100k_sparse, read, row.model, True, {})
     assert math.isfinite(total(on_loss))
     if isinstance(base_loss, tuple):  # the model's own loss parts are all there, LLMRec's after them
         assert len(on_loss) == len(base_loss) + 1
