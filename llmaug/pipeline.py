@@ -21,7 +21,7 @@ from .config import Settings
 from .dataset import SourceDataset, load_source
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
-from .monitor import Timer, release_freed_memory
+from .monitor import Timer, release_freed_memory, survivors_set_aside
 from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, answers_for, index_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
@@ -43,7 +43,11 @@ def augment(
 
     Re-running into the same ``out`` continues: finished answers come from the journal.
     """
-    reporter = reporter or quiet_reporter()
+    with survivors_set_aside():
+        return _augment(dataset, out, settings, reporter or quiet_reporter(), fresh, dry_run)
+
+
+def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fresh: bool, dry_run: bool) -> dict[str, Any]:
     timer = Timer()
     # Everything a user can get wrong is checked before anything is written; the provider first, as
     # it needs the settings alone (a cluster or model that is not there is said before the dataset is read).

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Optional, Sequence, Union
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import invoke_llmaug
+from full_disk import full_disk
 from llmaug.errors import ConfigError, DatasetError
 from llmaug.input.usable import check_rankable
 from llmaug.journal import journal_key
@@ -24,7 +24,6 @@ from outcome import load_with_recbole, tree
 from tiny_dataset import BOOKS_CONFIG, make_books
 
 NAME = "books"
-TESTS = Path(__file__).resolve().parent
 
 
 class Shelf:
@@ -63,15 +62,13 @@ class Shelf:
         self.config.write_text(text.replace(old, new), encoding="utf-8")
 
     def augment(self, *flags: str, full_disk_at: Optional[str] = None) -> subprocess.CompletedProcess:
-        """Run llmaug's CLI in this process; with ``full_disk_at``, in a process of its own on a disk
-        that is full from the first write under --out whose path matches that pattern (tests/full_disk.py)."""
+        """Run llmaug's CLI in this process; with ``full_disk_at``, on a disk that is full from the
+        first write under --out whose path matches that pattern (tests/full_disk.py)."""
         args = ["augment", "--dataset", str(self.dir), "--config", str(self.config), "--out", str(self.out), "--quiet", *flags]
         if full_disk_at is None:
             return invoke_llmaug(*args)
-        # A process of its own: the full disk is an audit hook, which nothing can remove once added.
-        path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-        command = [sys.executable, "-c", "import full_disk; full_disk.main()", str(self.out), full_disk_at, *args]
-        return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, timeout=600)
+        with full_disk(self.out, full_disk_at):
+            return invoke_llmaug(*args)
 
 
 @pytest.fixture
