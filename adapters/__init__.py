@@ -4,12 +4,13 @@
     model = adapt(recbole.utils.get_model("LightGCN"))(config, train_data.dataset)
 
 ``DEFAULTS_FILE`` (``adapter.yaml``) documents every knob and its default; pass it first in
-RecBole's ``config_file_list``.
+RecBole's ``config_file_list``. ``preset_file("paper")`` sets every knob where llmaug's default
+departs from LLMRec as published to the paper's reading (docs/PAPER.md); pass it after the defaults.
 """
 
 from .model import AdapterMixin, adapt
-from .settings import DEFAULTS_FILE, AdapterSettings
+from .settings import DEFAULTS_FILE, PRESETS, AdapterSettings, preset_file
 from .shapes import REFUSED, REGISTRY, Shape, forward_shape, shape_of, tables_shape
 
-__all__ = ["adapt", "AdapterMixin", "AdapterSettings", "DEFAULTS_FILE", "REGISTRY", "REFUSED", "Shape",
-           "forward_shape", "tables_shape", "shape_of"]
+__all__ = ["adapt", "AdapterMixin", "AdapterSettings", "DEFAULTS_FILE", "PRESETS", "REGISTRY", "REFUSED", "Shape",
+           "forward_shape", "preset_file", "tables_shape", "shape_of"]

@@ -6,7 +6,9 @@ where the model reads its representations (see ``shapes``). The base model's own
 ``calculate_loss``, ``predict`` and ``full_sort_predict`` therefore run on h, unchanged, and
 RecBole's own Trainer (NCL's E-step included) trains, evaluates, early-stops and checkpoints it.
 ``calculate_loss`` adds LLMRec's terms to the model's loss: BPR on the LLM-made triplets with
-Eq. 7 pruning, the MAE reconstruction loss and the adapter's weight decay.
+noise pruning (§3.3), the MAE reconstruction loss and the adapter's weight decay. Pruning as
+Eq. 7 publishes it ranks the batch's own triplets with the LLM's (E u E_A): for models whose own
+loss is RecBole's BPR mean (``Shape.bpr_loss``), that mean is then replaced by the pruned one.
 
 With every LLMRec part off the adapter installs nothing and draws no random number, so the
 adapted model trains exactly as the base model does (the support-matrix test checks this).
@@ -25,9 +27,9 @@ from llmaug.errors import ModelError
 
 from .augedges import load_augmented_edges, sample_edges
 from .features import FeatureEncoder, load_side_features, normalized_adjacency
-from .losses import bpr_per_triplet, pruned_sum
+from .losses import bpr_per_triplet, pruned
 from .mae import MaskedFeatureAutoencoder
-from .settings import AdapterSettings
+from .settings import ALL_TRIPLETS, AdapterSettings
 from .shapes import FORWARD, Shape, shape_of
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,12 @@ class AdapterMixin:
                     for table, term in ((user_table, self.llmaug.user_term), (item_table, self.llmaug.item_term)):
                         table.__class__ = FeatureEmbedding
                         table.term = term
+        settings = self.llmaug.settings
+        if settings.prune_over == ALL_TRIPLETS and settings.prune_ratio > 0 and not self.llmaug_shape.bpr_loss:
+            raise ModelError(
+                f"cannot prune {type(self).__name__}'s own triplets (llmaug_prune_over: {ALL_TRIPLETS}): its loss is not "
+                f"RecBole's per-triplet BPR mean, which that pruning ranks and replaces; use llmaug_prune_over: llm_triplets"
+            )
 
     # -- where h goes ------------------------------------------------------------------------
 
@@ -199,7 +207,7 @@ class AdapterMixin:
         self._llmaug_h = None
         try:
             loss = super().calculate_loss(interaction)
-            extra = self._llmaug_loss(len(interaction))
+            extra = self._llmaug_loss(interaction)
         finally:
             self.llmaug.end_step()
             self._llmaug_h = None
@@ -208,14 +216,17 @@ class AdapterMixin:
         # A model that returns its loss in parts (NCL) keeps them; RecBole's Trainer sums them.
         return (*loss, extra) if isinstance(loss, tuple) else loss + extra
 
-    def _llmaug_loss(self, batch_size: int) -> torch.Tensor | None:
+    def _llmaug_loss(self, interaction) -> torch.Tensor | None:
         """LLMRec's terms: pruned BPR on the LLM triplets (Eqs. 6-7), lambda * L_FR (Eq. 9), w2 decay."""
         adapter, settings = self.llmaug, self.llmaug.settings
+        batch_size = len(interaction)
         parts = []
         edges = sample_edges(adapter.aug_edges, round(settings.aug_edge_ratio * batch_size))
-        if len(edges):
+        if settings.prune_over == ALL_TRIPLETS and settings.prune_ratio > 0:
+            parts.append(self._llmaug_pruned_over_all(interaction, edges))
+        elif len(edges):
             pos, neg = self._llmaug_scores(edges)
-            total = pruned_sum(bpr_per_triplet(pos, neg), settings.prune_ratio)
+            total = pruned(bpr_per_triplet(pos, neg), settings.prune_ratio, settings.prune_drops).sum()
             # Each LLM triplet weighs what one of the batch's own triplets weighs in the base loss.
             parts.append(total if self.llmaug_shape.sums_over_batch else total / batch_size)
         if adapter.mae is not None:
@@ -224,6 +235,18 @@ class AdapterMixin:
         if decay is not None:
             parts.append(decay)
         return sum(parts) if parts else None
+
+    def _llmaug_pruned_over_all(self, interaction, edges: torch.Tensor) -> torch.Tensor:
+        """Eq. 7 over E u E_A: the batch's own triplets and the LLM's, ranked together, the kept ones
+        averaged (as the reference's ``prune_loss`` does) in place of the model's own BPR mean,
+        which is subtracted here: the model's other terms (its L2) stay as the model computes them."""
+        from recbole.model.loss import BPRLoss
+
+        own = torch.stack([interaction[self.USER_ID], interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]], dim=1)
+        pos, neg = self._llmaug_scores(torch.cat([own, edges]))
+        settings = self.llmaug.settings
+        kept = pruned(bpr_per_triplet(pos, neg), settings.prune_ratio, settings.prune_drops)
+        return kept.mean() - BPRLoss()(pos[: len(own)], neg[: len(own)])
 
     def _llmaug_scores(self, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's scores of (u, i+) and (u, i-) for the LLM triplets, on h."""

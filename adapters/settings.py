@@ -12,9 +12,21 @@ from pathlib import Path
 
 from llmaug.errors import ConfigError
 
+from .losses import LARGEST, SMALLEST
+
 DEFAULTS_FILE = Path(__file__).with_name("adapter.yaml")
+PRESETS = ("paper",)
+
+
+def preset_file(name: str) -> Path:
+    """The config file of a named preset (``adapters/presets/<name>.yaml``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: the presets are {', '.join(PRESETS)}")
+    return Path(__file__).with_name("presets") / f"{name}.yaml"
 
 MASK_TOKENS = ("learnable", "mean")
+# What noise pruning ranks: the LLM's triplets alone (llmaug) or the batch's own with them (E u E_A, Eq. 7).
+LLM_TRIPLETS, ALL_TRIPLETS = "llm_triplets", "all_triplets"
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,9 @@ class AdapterSettings:
     feature_rank: int
     augedge_file: str | None
     aug_edge_ratio: float  # w3
-    prune_ratio: float  # w4, over the LLM's triplets only
+    prune_ratio: float  # w4
+    prune_drops: str  # LARGEST (llmaug) or SMALLEST (Eq. 7 as published)
+    prune_over: str  # LLM_TRIPLETS (llmaug) or ALL_TRIPLETS (Eq. 7's E u E_A)
     weight_decay: float  # w2
     mae_weight: float  # lambda
     mask_ratio: float
@@ -53,8 +67,8 @@ class AdapterSettings:
 
         if get("llmaug_prune_scope") is not None:
             raise ConfigError(
-                "llmaug_prune_scope is gone: the adapter keeps the base model's own loss whole, so "
-                "pruning (llmaug_prune_ratio) applies to the LLM's triplets only; remove the key"
+                f"llmaug_prune_scope is now llmaug_prune_over: {LLM_TRIPLETS} (the default) or {ALL_TRIPLETS} "
+                "(the batch's own triplets with the LLM's, as Eq. 7 prunes); rename the key"
             )
         features = tuple(get("llmaug_features", ()))
         fields = dict(get("llmaug_feature_fields", {}))
@@ -75,6 +89,8 @@ class AdapterSettings:
             augedge_file=get("llmaug_augedge_file"),
             aug_edge_ratio=float(get("llmaug_aug_edge_ratio", 0.0)),
             prune_ratio=float(get("llmaug_prune_ratio", 0.0)),
+            prune_drops=str(get("llmaug_prune_drops", LARGEST)),
+            prune_over=str(get("llmaug_prune_over", LLM_TRIPLETS)),
             weight_decay=float(get("llmaug_weight_decay", 0.0)),
             mae_weight=float(get("llmaug_mae_weight", 0.0)),
             mask_ratio=float(get("llmaug_mask_ratio", 0.0)),
@@ -95,6 +111,10 @@ class AdapterSettings:
         need(self.feature_rank >= 0, "llmaug_feature_rank must be >= 0 (0 keeps every dimension)")
         need(self.aug_edge_ratio >= 0, "llmaug_aug_edge_ratio (w3) must be >= 0")
         need(0 <= self.prune_ratio < 1, "llmaug_prune_ratio (w4) must be in [0, 1)")
+        need(self.prune_drops in (LARGEST, SMALLEST),
+             f"llmaug_prune_drops must be {LARGEST} or {SMALLEST}, not {self.prune_drops!r}")
+        need(self.prune_over in (LLM_TRIPLETS, ALL_TRIPLETS),
+             f"llmaug_prune_over must be {LLM_TRIPLETS} or {ALL_TRIPLETS}, not {self.prune_over!r}")
         need(self.weight_decay >= 0, "llmaug_weight_decay (w2) must be >= 0")
         need(self.mae_weight >= 0, "llmaug_mae_weight (lambda) must be >= 0")
         need(0 <= self.mask_ratio <= 1, "llmaug_mask_ratio must be in [0, 1]")

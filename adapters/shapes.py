@@ -53,6 +53,9 @@ class Shape:
     score: Callable = _predict
     # the base loss sums over the batch (each triplet weighs 1) instead of averaging (1 / B)
     sums_over_batch: bool = False
+    # the base loss is RecBole's BPRLoss (mean over the batch's (u, i+, i-)) plus terms that do not
+    # score triplets: pruning can rank the batch's own triplets with the LLM's (Eq. 7 over E u E_A)
+    bpr_loss: bool = False
 
     @property
     def description(self) -> str:
@@ -67,18 +70,19 @@ class Shape:
         return "its forward() (the logit)" if self.score is _raw_forward else "its predict()"
 
 
-def forward_shape(forward_args: Callable = lambda model: (), sums_over_batch: bool = False) -> Shape:
-    return Shape(FORWARD, forward_args=forward_args, sums_over_batch=sums_over_batch)
+def forward_shape(forward_args: Callable = lambda model: (), sums_over_batch: bool = False, bpr_loss: bool = False) -> Shape:
+    return Shape(FORWARD, forward_args=forward_args, sums_over_batch=sums_over_batch, bpr_loss=bpr_loss)
 
 
-def tables_shape(*tables: tuple[str, str], score: Callable = _predict) -> Shape:
-    return Shape(TABLES, tables=tables or (("user_embedding", "item_embedding"),), score=score)
+def tables_shape(*tables: tuple[str, str], score: Callable = _predict, bpr_loss: bool = False) -> Shape:
+    return Shape(TABLES, tables=tables or (("user_embedding", "item_embedding"),), score=score, bpr_loss=bpr_loss)
 
 
 REGISTRY: dict[str, Shape] = {
-    "BPR": tables_shape(),
-    "LightGCN": forward_shape(),
-    "NGCF": forward_shape(),
+    # calculate_loss = BPRLoss(pos, neg) [+ an L2 term on the batch's embeddings, which scores no triplet]
+    "BPR": tables_shape(bpr_loss=True),
+    "LightGCN": forward_shape(bpr_loss=True),
+    "NGCF": forward_shape(bpr_loss=True),
     # SGL sums its BPR loss over the batch; the LLM triplets weigh what its own triplets weigh.
     "SGL": forward_shape(lambda model: (model.train_graph,), sums_over_batch=True),
     "NCL": forward_shape(),

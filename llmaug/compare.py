@@ -23,18 +23,25 @@ METRIC_ORDER = [f"{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10
 FIRST_SEED = 2020
 
 
-def _without(feature: str) -> Callable[[list[str]], dict]:
-    return lambda features: {"llmaug_features": [f for f in features if f != feature]}
+def _without(*names: str) -> Callable[[list[str]], dict]:
+    return lambda features: {"llmaug_features": [f for f in features if f not in names]}
 
 
-# The paper's Table 3 rows, each one part of the adapter switched off.
-ABLATIONS: dict[str, Callable[[list[str]], dict]] = {
-    "w/o edges": lambda features: {"llmaug_aug_edge_ratio": 0.0},
-    "w/o user profiles": _without("user_profile"),
-    "w/o item attributes": _without("item_attributes"),
-    "w/o pruning": lambda features: {"llmaug_prune_ratio": 0.0},
-    "w/o MAE": lambda features: {"llmaug_mae_weight": 0.0},
+# Table 3 of the paper, each row as the paper defines it (§4.3), named as the paper names it.
+TABLE_3: dict[str, Callable[[list[str]], dict]] = {
+    "w/o-u-i": lambda features: {"llmaug_aug_edge_ratio": 0.0},  # no LLM-augmented edges E_A
+    "w/o-u": _without("user_profile"),  # no LLM user profiles
+    "w/o-u&i": _without("user_profile", "item_attributes"),  # no LLM side information, users' or items'
+    "w/o-prune": lambda features: {"llmaug_prune_ratio": 0.0},
+    "w/o-QC": lambda features: {"llmaug_prune_ratio": 0.0, "llmaug_mae_weight": 0.0},  # w/o-prune + w/o-MAE
 }
+# llmaug's own rows, after the paper's: one part each that Table 3 does not remove alone.
+LLMAUG_ROWS: dict[str, Callable[[list[str]], dict]] = {
+    "llmaug: w/o item attributes": _without("item_attributes"),
+    "llmaug: w/o MAE": lambda features: {"llmaug_mae_weight": 0.0},
+}
+ABLATIONS = {**TABLE_3, **LLMAUG_ROWS}
+SIGNIFICANT = 0.05  # two-sided paired t-test over seeds
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,8 @@ class Run:
 
     @property
     def name(self) -> str:
-        return run_name(self.model, self.variant.replace("/", "").replace(" ", "_"), self.seed)
+        slug = self.variant.replace("llmaug: ", "llmaug-").replace("/", "").replace("&", "and").replace(" ", "_")
+        return run_name(self.model, slug, self.seed)
 
 
 def plan(models: Iterable[str], seeds: Iterable[int], ablations: bool, features: list[str]) -> list[Run]:
@@ -196,20 +204,20 @@ def table(results: list[RunResult]) -> dict[tuple[str, str], dict[str, Cell]]:
     return cells
 
 
-def gains(results: list[RunResult], metrics=METRIC_ORDER) -> list[Gain]:
-    """Each non-base variant against the base model of the same seeds (paired)."""
+def gains(results: list[RunResult], metrics=METRIC_ORDER, against: str = BASE) -> list[Gain]:
+    """Each variant other than ``against`` (and base) against ``against`` on the same seeds (paired)."""
     from scipy.stats import ttest_rel
 
     by_key = {(r.model, r.variant, r.seed): r for r in results}
     out = []
     for model, variant in dict.fromkeys((r.model, r.variant) for r in results):
-        if variant == BASE:
+        if variant in (BASE, against):
             continue
-        seeds = sorted(s for (m, v, s) in by_key if m == model and v == variant and (m, BASE, s) in by_key)
+        seeds = sorted(s for (m, v, s) in by_key if m == model and v == variant and (m, against, s) in by_key)
         if not seeds:
             continue
         for metric in metrics:
-            base = [by_key[(model, BASE, s)].test_result[metric] for s in seeds]
+            base = [by_key[(model, against, s)].test_result[metric] for s in seeds]
             other = [by_key[(model, variant, s)].test_result[metric] for s in seeds]
             p = float("nan")
             if len(seeds) > 1 and any(a != b for a, b in zip(other, base)):
@@ -231,10 +239,9 @@ def _p(p: float) -> str:
 def write_report(results: list[RunResult], out: Path, meta: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cells = table(results)
-    all_gains = gains(results)
     models = list(dict.fromkeys(r.model for r in results))
     variants = list(dict.fromkeys(r.variant for r in results))
-    headline = [g for g in all_gains if g.variant == ADAPTED and g.metric in HEADLINE]
+    headline = [g for g in gains(results, HEADLINE) if g.variant == ADAPTED]
     lines = [f"# llmaug compare: {Path(meta['data']).name}", ""]
     manifest = meta.get("manifest") or {}
     lines += [
@@ -275,12 +282,16 @@ def write_report(results: list[RunResult], out: Path, meta: dict) -> Path:
             seconds = statistics.fmean(r.seconds_per_epoch for r in rs)
             lines.append(f"| {model} | {variant} | " + " | ".join(str(row[m]) for m in METRIC_ORDER if m in row)
                          + f" | {epochs:.1f} | {seconds:.2f} |")
-    others = [g for g in all_gains if g.metric in HEADLINE and g.variant != ADAPTED]
-    if others:
-        lines += ["", "## Ablations (paper Table 3): each variant vs base", "",
-                  "| model | variant | metric | variant mean | gain vs base | p |", "|---|---|---|---|---|---|"]
-        for g in others:
-            lines.append(f"| {g.model} | {g.variant} | {g.metric} | {g.other} | {g.relative:+.1%} | {_p(g.p_value)} |")
+    ablated = [g for g in gains(results, HEADLINE, against=ADAPTED) if g.variant in ABLATIONS]
+    if ablated:
+        lines += ["", "## Ablations: each row against the full adapter (paired over seeds)", "",
+                  "Rows named as in the paper's Table 3 (§4.3) switch off what the paper's row does; rows marked "
+                  f"'llmaug:' are llmaug's own. Significant: two-sided paired t-test p < {SIGNIFICANT}.", "",
+                  "| model | variant | metric | full adapter | variant | change | p | significant |", "|---|---|---|---|---|---|---|---|"]
+        for g in ablated:
+            significant = "yes" if g.p_value < SIGNIFICANT else "no"  # nan compares False: not tested, not significant
+            lines.append(f"| {g.model} | {g.variant} | {g.metric} | {g.base} | {g.other} | {g.relative:+.1%} | "
+                         f"{_p(g.p_value)} | {significant} |")
     lines += ["", "## Adapter settings", "", "```", *(f"{k}: {v}" for k, v in meta["adapter"].items()), "```", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))

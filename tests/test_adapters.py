@@ -14,7 +14,7 @@ import torch
 
 from llmaug.adapters import adapt, shape_of
 from llmaug.adapters.augedges import load_augmented_edges, sample_edges
-from llmaug.adapters.losses import bpr_per_triplet, pruned_sum, reconstruction_errors
+from llmaug.adapters.losses import LARGEST, SMALLEST, bpr_per_triplet, kept_count, pruned, reconstruction_errors
 from llmaug.errors import ConfigError, ModelError
 from llmaug.recbole_compat import quiet_recbole
 from llmaug.training import build_config
@@ -29,22 +29,35 @@ ALL_OFF = {
 # -- pure parts ---------------------------------------------------------------------------
 
 
-def test_pruning_drops_exactly_the_largest_losses():
+def test_llmaugs_pruning_drops_exactly_the_largest_losses():
     losses = torch.tensor([0.1, 5.0, 0.3, 2.0, 0.2, 4.0, 0.4, 0.5, 0.6, 3.0], requires_grad=True)
-    kept = pruned_sum(losses, 0.3)  # 10 triplets, drop floor(0.3 * 10) = 3: the 5.0, 4.0, 3.0
+    kept = pruned(losses, 0.3, LARGEST).sum()  # 10 triplets, drop floor(0.3 * 10) = 3: the 5.0, 4.0, 3.0
     small = torch.tensor([0.1, 0.3, 2.0, 0.2, 0.4, 0.5, 0.6])
     assert torch.isclose(kept, small.sum())
     kept.backward()
     dropped = torch.tensor([False, True, False, False, False, True, False, False, False, True])
     assert torch.all(losses.grad[dropped] == 0) and torch.all(losses.grad[~dropped] == 1)
-    # the reference code's inverted pruning keeps the largest; Eq. 7 must not
-    assert not torch.isclose(kept, torch.tensor([5.0, 4.0, 3.0, 2.0, 0.6, 0.5, 0.4]).sum())
 
 
-def test_pruning_off_is_the_plain_sum_and_keeps_at_least_one():
+def test_eq7_as_published_keeps_what_sort_ascend_of_log_sigma_keeps():
+    """-SortAscend(log sigma(y+ - y-))[0:N], N = (1 - w4) * n, written out as Eq. 7 reads."""
+    generator = torch.Generator().manual_seed(3)
+    pos, neg = torch.randn(50, generator=generator), torch.randn(50, generator=generator)
+    log_sigma = torch.nn.functional.logsigmoid(pos - neg)
+    n_kept = kept_count(50, 0.4)
+    assert n_kept == 30
+    eq7 = -log_sigma.sort().values[:n_kept]  # ascending: the most negative log sigma, the largest losses, first
+    kept = pruned(bpr_per_triplet(pos, neg), 0.4, SMALLEST)
+    assert torch.allclose(kept.sort().values, eq7.sort().values)
+    losses = bpr_per_triplet(pos, neg)
+    assert losses.max() in kept and losses.max() not in pruned(losses, 0.4, LARGEST)  # llmaug's default: the other end
+
+
+def test_pruning_off_keeps_every_loss_and_keeps_at_least_one():
     losses = torch.tensor([3.0, 1.0, 2.0])
-    assert torch.isclose(pruned_sum(losses, 0.0), losses.sum())
-    assert torch.isclose(pruned_sum(torch.tensor([7.0, 1.0]), 0.99), torch.tensor(1.0))
+    assert torch.equal(pruned(losses, 0.0), losses)
+    assert torch.equal(pruned(torch.tensor([7.0, 1.0]), 0.99), torch.tensor([1.0]))
+    assert torch.equal(pruned(torch.tensor([7.0, 1.0]), 0.99, SMALLEST), torch.tensor([7.0]))
 
 
 def test_reconstruction_error_is_one_minus_cosine_to_the_gamma():
@@ -210,8 +223,12 @@ def test_bad_knobs_are_config_errors(data):
         make(data, "BPR", llmaug_mask_token="zeros")
     with pytest.raises(ConfigError, match="nonsense"):
         make(data, "BPR", llmaug_features=["nonsense"])
-    with pytest.raises(ConfigError, match="llmaug_prune_scope is gone"):
+    with pytest.raises(ConfigError, match="llmaug_prune_scope is now llmaug_prune_over"):
         make(data, "BPR", llmaug_prune_scope="batch")
+    with pytest.raises(ConfigError, match="llmaug_prune_drops must be largest_losses or smallest_losses"):
+        make(data, "BPR", llmaug_prune_drops="largest")
+    with pytest.raises(ConfigError, match="llmaug_prune_over must be llm_triplets or all_triplets"):
+        make(data, "BPR", llmaug_prune_over="batch")
 
 
 @pytest.mark.slow
@@ -322,7 +339,7 @@ def test_the_llm_triplets_join_the_models_own_loss_pruned(data, name):
             model.user_embedding.weight, model.item_embedding.weight)
         u, p, n = edges.unbind(1)
         triplet = bpr_per_triplet((users[u] * items[p]).sum(1), (users[u] * items[n]).sum(1))
-        kept = triplet.sort().values[: len(triplet) - len(triplet) // 2].sum()
+        kept = triplet.sort().values[: len(triplet) - len(triplet) // 2].sum()  # llmaug's default: the smallest kept
         per_triplet = 1.0 if name == "SGL" else 1.0 / len(batch)  # SGL sums its own BPR over the batch
     assert len(edges) == round(0.5 * len(batch)) > 0
     assert torch.allclose(losses[1], losses[0] + kept * per_triplet, rtol=1e-5)
@@ -338,3 +355,45 @@ def test_a_reduced_feature_rank_keeps_the_model_working(data):
     loss = model.calculate_loss(a_batch(data, "LightGCN"))
     loss.backward()
     assert torch.isfinite(loss) and all(w.grad.abs().sum() > 0 for w in encoder.weights)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["BPR", "LightGCN"])
+def test_eq7_over_the_batch_and_the_llm_triplets_replaces_the_models_bpr_mean(data, name):
+    # Eq. 7 as published: the batch's own triplets and the LLM's ranked together, the largest
+    # losses kept; their mean stands where the model's BPR mean stood, its other terms (LightGCN's
+    # L2) stay. Computed here from the model's own scores.
+    from recbole.model.loss import BPRLoss
+
+    on = {**ALL_OFF, "llmaug_aug_edge_ratio": 0.5, "llmaug_prune_ratio": 0.4,
+          "llmaug_prune_drops": "smallest_losses", "llmaug_prune_over": "all_triplets"}
+    base, _ = make(data, name, adapted=False)
+    model, _ = make(data, name, **on)
+    model.load_state_dict(base.state_dict())
+    batch = a_batch(data, name)
+    losses = []
+    for m in (base, model):
+        m.train()
+        torch.manual_seed(5)
+        losses.append(m.calculate_loss(batch))
+    with torch.no_grad():
+        torch.manual_seed(5)
+        edges = sample_edges(model.llmaug.aug_edges, round(0.5 * len(batch)))
+        users, items = model.forward()[:2] if name != "BPR" else (model.user_embedding.weight, model.item_embedding.weight)
+        own = torch.stack([batch[model.USER_ID], batch[model.ITEM_ID], batch[model.NEG_ITEM_ID]], dim=1)
+        u, p, n = torch.cat([own, edges]).unbind(1)
+        pos, neg = (users[u] * items[p]).sum(1), (users[u] * items[n]).sum(1)
+        log_sigma = torch.nn.functional.logsigmoid(pos - neg)
+        eq7 = -log_sigma.sort().values[: kept_count(len(log_sigma), 0.4)]
+        own_bpr = BPRLoss()(pos[: len(own)], neg[: len(own)])
+    assert len(edges) > 0
+    assert torch.allclose(losses[1], losses[0] - own_bpr + eq7.mean(), rtol=1e-5)
+    assert not torch.allclose(losses[1], losses[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_pruning_a_models_own_triplets_needs_its_loss_to_be_the_bpr_mean(data):
+    with pytest.raises(ModelError) as refusal:
+        make(data, "SGL", llmaug_prune_over="all_triplets")
+    message = str(refusal.value)
+    assert "\n" not in message and message.startswith("cannot prune SGL's own triplets") and "llm_triplets" in message

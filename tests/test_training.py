@@ -151,6 +151,36 @@ def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k_s
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF"])
+def test_the_paper_preset_trains_the_bpr_models(augmented_ml100k_sparse, tmp_path, model):
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k_sparse), "--model", model, "--preset", "paper",
+                                         "--set", "epochs=1", "--quiet", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "test recall@20" in result.output
+
+
+@pytest.mark.slow
+def test_the_paper_preset_sets_eq7_pruning_and_adamw(augmented_ml100k_sparse):
+    from llmaug.adapters import preset_file
+
+    with quiet_recbole():
+        config = build_config(augmented_ml100k_sparse, "LightGCN", config_files=[preset_file("paper")])
+    assert (config["learner"], config["weight_decay"]) == ("adamw", 0.01)
+    assert (config["llmaug_prune_drops"], config["llmaug_prune_over"], config["llmaug_prune_ratio"]) == ("smallest_losses", "all_triplets", 0.4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, message", [
+    (["--model", "SGL", "--preset", "paper"], "cannot prune SGL's own triplets"),
+    (["--model", "BPR", "--preset", "nope"], "unknown preset 'nope'"),
+])
+def test_a_preset_that_cannot_apply_is_one_line(augmented_ml100k_sparse, tmp_path, args, message):
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k_sparse), *args, "--set", "epochs=1", "--quiet",
+                                         "--out", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
 def test_compare_command_writes_a_report_and_reuses_finished_runs(augmented_ml100k_sparse, tmp_path):
     args = ["compare", "--data", str(augmented_ml100k_sparse), "--models", "BPR", "--seeds", "2", "--out", str(tmp_path),
             "--set", "epochs=1", "--quiet"]
@@ -185,6 +215,30 @@ def test_gains_are_paired_over_seeds():
     assert table(results)[("M", "adapted")]["recall@20"].values == adapted
     single = [_result("M", "base", 0, 0.1), _result("M", "adapted", 0, 0.2)]
     assert math.isnan(next(iter(gains(single))).p_value)
+
+
+def test_ablations_are_table_3s_rows_each_tested_against_the_full_adapter(tmp_path):
+    from scipy.stats import ttest_rel
+
+    from llmaug.compare import plan, write_report
+
+    runs = plan(["M"], [1], True, ["user_profile", "item_attributes", "item_text"])
+    assert [r.variant for r in runs] == ["base", "adapted", "w/o-u-i", "w/o-u", "w/o-u&i", "w/o-prune", "w/o-QC",
+                                         "llmaug: w/o item attributes", "llmaug: w/o MAE"]
+    overrides = {r.variant: r.overrides for r in runs}
+    assert overrides["w/o-u&i"] == {"llmaug_features": ["item_text"]}
+    assert overrides["w/o-QC"] == {"llmaug_prune_ratio": 0.0, "llmaug_mae_weight": 0.0}
+    assert len({r.name for r in runs}) == len(runs)  # one result file each
+
+    adapted, without_edges = [0.20, 0.21, 0.23], [0.18, 0.185, 0.20]
+    results = [_result("M", "base", s, 0.1) for s in range(3)]
+    results += [_result("M", "adapted", s, v) for s, v in enumerate(adapted)]
+    results += [_result("M", "w/o-u-i", s, v) for s, v in enumerate(without_edges)]
+    meta = {"data": str(tmp_path / "d"), "seeds": [0, 1, 2], "protocol": {}, "overrides": {}, "adapter": {}, "manifest": {}}
+    report = write_report(results, tmp_path, meta).read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| M | w/o-u-i | recall@20 |"))
+    p = ttest_rel(without_edges, adapted).pvalue  # against the full adapter, not the base model
+    assert f"| {p:.3g} | {'yes' if p < 0.05 else 'no'} |" in row and "0.2133 ± " in row
 
 
 def test_model_errors_are_llmaug_errors():
