@@ -316,14 +316,11 @@ def test_loading_a_state_dict_refreshes_the_cached_evaluation_representations(da
     assert not torch.allclose(scores(first, data), before)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["BPR", "LightGCN", "SGL"])
-def test_the_llm_triplets_join_the_models_own_loss_pruned(data, name):
-    # Only edges and pruning on: the adapted loss is the base model's own loss on the batch plus
-    # the pruned BPR of the sampled LLM triplets, scored by the model and computed here.
-    on = {**ALL_OFF, "llmaug_aug_edge_ratio": 0.5, "llmaug_prune_ratio": 0.5}
+def base_and_adapted_losses(data, name, **on):
+    """(adapted model, one batch, [base loss, adapted loss]): the adapted model, with every part off
+    but ``on``, starts from the base model's weights; both draw the same random numbers."""
     base, _ = make(data, name, adapted=False)
-    model, _ = make(data, name, **on)
+    model, _ = make(data, name, **{**ALL_OFF, **on})
     model.load_state_dict(base.state_dict())
     batch = a_batch(data, name)
     losses = []
@@ -332,6 +329,15 @@ def test_the_llm_triplets_join_the_models_own_loss_pruned(data, name):
         m.train()
         torch.manual_seed(5)
         losses.append(m.calculate_loss(batch))
+    return model, batch, losses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["BPR", "LightGCN", "SGL"])
+def test_the_llm_triplets_join_the_models_own_loss_pruned(data, name):
+    # Only edges and pruning on: the adapted loss is the base model's own loss on the batch plus
+    # the pruned BPR of the sampled LLM triplets, scored by the model and computed here.
+    model, batch, losses = base_and_adapted_losses(data, name, llmaug_aug_edge_ratio=0.5, llmaug_prune_ratio=0.5)
     with torch.no_grad():
         torch.manual_seed(5)  # the base losses draw nothing from torch: the adapter's draw comes first
         edges = sample_edges(model.llmaug.aug_edges, round(0.5 * len(batch)))
@@ -365,17 +371,8 @@ def test_eq7_over_the_batch_and_the_llm_triplets_replaces_the_models_bpr_mean(da
     # L2) stay. Computed here from the model's own scores.
     from recbole.model.loss import BPRLoss
 
-    on = {**ALL_OFF, "llmaug_aug_edge_ratio": 0.5, "llmaug_prune_ratio": 0.4,
-          "llmaug_prune_drops": "smallest_losses", "llmaug_prune_over": "all_triplets"}
-    base, _ = make(data, name, adapted=False)
-    model, _ = make(data, name, **on)
-    model.load_state_dict(base.state_dict())
-    batch = a_batch(data, name)
-    losses = []
-    for m in (base, model):
-        m.train()
-        torch.manual_seed(5)
-        losses.append(m.calculate_loss(batch))
+    model, batch, losses = base_and_adapted_losses(data, name, llmaug_aug_edge_ratio=0.5, llmaug_prune_ratio=0.4,
+                                                   llmaug_prune_drops="smallest_losses", llmaug_prune_over="all_triplets")
     with torch.no_grad():
         torch.manual_seed(5)
         edges = sample_edges(model.llmaug.aug_edges, round(0.5 * len(batch)))
