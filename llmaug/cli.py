@@ -56,6 +56,12 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+_prompt_set = click.option(
+    "--prompt-set", type=click.Choice(["llmaug", "reference"]), default=None,
+    help="Built-in templates: llmaug's (default) or the LLMRec reference code's wording, JSON answers kept "
+         "(its profiling prompt asks for an educated guess where llmaug's allows null). docs/PAPER.md.")
+
+
 @main.command()
 @click.option("--dataset", required=True, metavar="NAME|DIR", help="A RecBole atomic dataset directory, or a dataset RecBole ships (ml-100k).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), metavar="DIR",
@@ -86,6 +92,7 @@ def _csv(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Op
 @click.option("--embedding-model", metavar="M", help="'local' (bundled all-MiniLM-L6-v2, default) or a litellm embedding model.")
 @click.option("--prompts", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="Directory with edges.jinja / users.jinja / items.jinja overriding the built-in templates.")
+@_prompt_set
 @click.option("--candidates", type=int, metavar="N", help="Candidate pool size |C| per user (default 10).")
 @click.option("--tasks", callback=_csv, metavar="LIST", help="Comma-separated subset of edges,users,items (default: all).")
 @click.option("--limit-users", type=int, metavar="N", help="Augment only the first N users (trials, cost control).")
@@ -177,7 +184,8 @@ def prompts() -> None:
 @click.option("--id", "entity", required=True, metavar="ID", help="User id (edges, users) or item id (items), as in the dataset.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE", help="Config file, as for augment.")
 @click.option("--prompts", type=click.Path(path_type=Path, file_okay=False), metavar="DIR", help="Template override directory.")
-def render(dataset: str, task_name: str, entity: str, config_file: Optional[Path], prompts: Optional[Path]) -> None:
+@_prompt_set
+def render(dataset: str, task_name: str, entity: str, config_file: Optional[Path], prompts: Optional[Path], prompt_set: Optional[str]) -> None:
     """Print the exact messages that would be sent for one user or item.
 
     \b
@@ -187,7 +195,7 @@ def render(dataset: str, task_name: str, entity: str, config_file: Optional[Path
     from .config import load_settings
     from .inspect import render_messages
 
-    settings = load_settings(config_file, {"prompts": prompts, "tasks": [task_name]})
+    settings = load_settings(config_file, {"prompts": prompts, "prompt_set": prompt_set, "tasks": [task_name]})
     for message in render_messages(dataset, settings, task_name, entity):
         click.echo(f"--- {message['role']} ---")
         click.echo(message["content"])

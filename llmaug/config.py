@@ -73,6 +73,7 @@ class Settings(BaseModel):
     batch_max_requests: int = Field(ge=1, le=50_000)
     batch_max_open: Optional[int] = Field(default=None, ge=1)
     prompts: Optional[Path] = None
+    prompt_set: Literal["llmaug", "reference"] = "llmaug"
     output_tokens_estimate: dict[str, int]
     local_model: Optional[Path] = None
     local_context: int = Field(ge=256)

@@ -37,4 +37,4 @@ def render_messages(dataset: str, settings: Settings, task_name: str, entity: st
             raise DatasetError(f"user '{entity}' has fewer than {settings.candidates} items they have not interacted with, so no candidate pool")
     task = TASKS[task_name](data)
     job = next(j for j in task.jobs() if j.entity == entity)
-    return PromptRenderer(settings.prompts, settings.domain).render(task, job)
+    return PromptRenderer.for_settings(settings).render(task, job)

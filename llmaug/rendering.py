@@ -22,19 +22,31 @@ from .tasks import Job, Task
 Messages = list[dict[str, str]]
 
 
+# The built-in template sets: llmaug's own (prompts/) and the LLMRec reference code's wording
+# (prompts/reference/, JSON answers kept; docs/PAPER.md says what differs).
+PROMPT_SETS = ("llmaug", "reference")
+
+
 class PromptRenderer:
-    def __init__(self, override_dir: Optional[Path] = None, domain: str = "item") -> None:
+    def __init__(self, override_dir: Optional[Path] = None, domain: str = "item", prompt_set: str = "llmaug") -> None:
         loaders: list[jinja2.BaseLoader] = []
         if override_dir is not None:
             if not Path(override_dir).is_dir():
                 raise ConfigError(f"--prompts {override_dir} is not a directory")
             loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-        loaders.append(jinja2.FileSystemLoader(str(resources.files("llmaug.prompts"))))
+        built_in = resources.files("llmaug.prompts")
+        if prompt_set != "llmaug":
+            loaders.append(jinja2.FileSystemLoader(str(built_in / prompt_set)))
+        loaders.append(jinja2.FileSystemLoader(str(built_in)))
         self.env = ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
         )
         self.domain = domain
         self._templates: dict[str, jinja2.Template] = {}
+
+    @classmethod
+    def for_settings(cls, settings) -> "PromptRenderer":
+        return cls(settings.prompts, settings.domain, settings.prompt_set)
 
     def template(self, task: str) -> jinja2.Template:
         if task not in self._templates:

@@ -151,7 +151,26 @@ def test_wheel_carries_templates_adapters_and_defaults(tmp_path):
     assert "llmaug/defaults.yaml" in names and "llmaug/adapters/__init__.py" in names
     assert "llmaug/prompts/__init__.py" in names and "llmaug/report/page.html.jinja" in names
     assert "llmaug/batch/provider.py" in names and "llmaug/cluster/ray_provider.py" in names  # every subpackage
+    assert "llmaug/adapters/presets/paper.yaml" in names and "llmaug/prompts/reference/users.jinja" in names
     assert not any(n.startswith(("adapters/", "prompts/")) for n in names)
+
+
+@pytest.mark.parametrize("task, says", [
+    ("users", "Please do not fill in 'unknown', but make an educated guess"),
+    ("edges", "Please output the index of user's favorite and least favorite book only from candidate"),
+    ("items", "You are now a search engine"),
+])
+def test_the_reference_prompt_set_asks_as_the_reference_code_does_with_a_json_answer(books, task, says):
+    directory, config = books
+    entity = "b3" if task == "items" else "r1"
+    shown = {}
+    for prompt_set in ("reference", "llmaug"):
+        result = invoke_llmaug("prompts", "render", "--dataset", str(directory), "--config", str(config), "--task", task,
+                               "--id", entity, "--prompt-set", prompt_set)
+        assert result.returncode == 0, result.stderr
+        shown[prompt_set] = result.stdout
+    assert says in shown["reference"] and says not in shown["llmaug"]
+    assert "JSON schema" in shown["reference"]
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in (Path(__file__).parent.parent / "examples").glob("*.yaml")))

@@ -40,21 +40,21 @@ def _litellm(settings: Settings, context: ProviderContext) -> Provider:
     from ..rendering import PromptRenderer
     from .llm import LiteLLMProvider
 
-    return LiteLLMProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.warn)
+    return LiteLLMProvider(settings, PromptRenderer.for_settings(settings), context.warn)
 
 
 def _local(settings: Settings, context: ProviderContext) -> Provider:
     from ..rendering import PromptRenderer
     from .local import LocalProvider
 
-    return LocalProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.state_dir, context.warn)
+    return LocalProvider(settings, PromptRenderer.for_settings(settings), context.state_dir, context.warn)
 
 
 def _batch(settings: Settings, context: ProviderContext) -> Provider:
     from ..batch import BatchProvider
     from ..rendering import PromptRenderer
 
-    return BatchProvider(settings, PromptRenderer(settings.prompts, settings.domain), context.state_dir, context.stage, context.warn)
+    return BatchProvider(settings, PromptRenderer.for_settings(settings), context.state_dir, context.stage, context.warn)
 
 
 def _ray(settings: Settings, context: ProviderContext) -> Provider:
