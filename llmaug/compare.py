@@ -116,8 +116,8 @@ def compare(
         "data": str(Path(data).resolve()),
         "manifest": _manifest(Path(data)),
         "seeds": seed_list,
-        "protocol": {k: config[k] for k in ("epochs", "stopping_step", "valid_metric", "learning_rate",
-                                               "train_batch_size", "embedding_size")},
+        "protocol": {k: config[k] for k in ("epochs", "stopping_step", "valid_metric", "learner", "learning_rate",
+                                               "weight_decay", "train_batch_size", "embedding_size")},
         "adapter": {k: config[k] for k in sorted(config.final_config_dict) if k.startswith("llmaug_")},
         "overrides": dict(config_dict or {}),
     }
