@@ -53,9 +53,13 @@ class Run:
     overrides: dict = field(default_factory=dict, hash=False)
 
     @property
+    def slug(self) -> str:
+        """The variant as a file-name part without '-': run names split on it (w/o-u&i -> wo_uandi)."""
+        return self.variant.replace("llmaug: ", "llmaug_").replace("/", "").replace("&", "and").replace(" ", "_").replace("-", "_")
+
+    @property
     def name(self) -> str:
-        slug = self.variant.replace("llmaug: ", "llmaug-").replace("/", "").replace("&", "and").replace(" ", "_")
-        return run_name(self.model, slug, self.seed)
+        return run_name(self.model, self.slug, self.seed)
 
 
 def plan(models: Iterable[str], seeds: Iterable[int], ablations: bool, features: list[str]) -> list[Run]:
@@ -105,7 +109,7 @@ def compare(
                 continue
             result = train(
                 data, run.model, adapted=run.adapted, seed=run.seed, config_files=config_files,
-                config_dict=overrides, out=out / "runs", variant=run.name.split("-")[1],
+                config_dict=overrides, out=out / "runs", variant=run.slug,
                 on_epoch=lambda epoch, score, run=run: advance(run, epoch, done=False),
             )
             result.variant = run.variant

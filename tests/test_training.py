@@ -228,7 +228,9 @@ def test_ablations_are_table_3s_rows_each_tested_against_the_full_adapter(tmp_pa
     overrides = {r.variant: r.overrides for r in runs}
     assert overrides["w/o-u&i"] == {"llmaug_features": ["item_text"]}
     assert overrides["w/o-QC"] == {"llmaug_prune_ratio": 0.0, "llmaug_mae_weight": 0.0}
-    assert len({r.name for r in runs}) == len(runs)  # one result file each
+    assert len({r.name for r in runs}) == len({r.slug for r in runs}) == len(runs)  # one result file and checkpoint each
+    assert all("-" not in r.slug for r in runs)  # run names are split on '-'
+
 
     adapted, without_edges = [0.20, 0.21, 0.23], [0.18, 0.185, 0.20]
     results = [_result("M", "base", s, 0.1) for s in range(3)]
