@@ -4,7 +4,7 @@
     model = adapt(recbole.utils.get_model("LightGCN"))(config, train_data.dataset)
 
 ``DEFAULTS_FILE`` (``adapter.yaml``) documents every knob and its default; pass it first in
-RecBole's ``config_file_list``. ``preset_file("paper")`` sets every knob where llmaug's default
+RecBole's ``config_file_list``. ``preset_file("paper")`` sets the knobs where llmaug's default
 departs from LLMRec as published to the paper's reading (docs/PAPER.md); pass it after the defaults.
 """
 
