@@ -22,11 +22,6 @@ from .tasks import Job, Task
 Messages = list[dict[str, str]]
 
 
-# The built-in template sets: llmaug's own (prompts/) and the LLMRec reference code's wording
-# (prompts/reference/, JSON answers kept; docs/PAPER.md says what differs).
-PROMPT_SETS = ("llmaug", "reference")
-
-
 class PromptRenderer:
     def __init__(self, override_dir: Optional[Path] = None, domain: str = "item", prompt_set: str = "llmaug") -> None:
         loaders: list[jinja2.BaseLoader] = []
@@ -34,6 +29,8 @@ class PromptRenderer:
             if not Path(override_dir).is_dir():
                 raise ConfigError(f"--prompts {override_dir} is not a directory")
             loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+        # The built-in sets: llmaug's own (prompts/) and, over it, another set's templates
+        # (prompts/reference/: the LLMRec reference code's wording, JSON answers kept; docs/PAPER.md).
         built_in = resources.files("llmaug.prompts")
         if prompt_set != "llmaug":
             loaders.append(jinja2.FileSystemLoader(str(built_in / prompt_set)))
