@@ -43,10 +43,10 @@ def _side_of(field: str, config) -> str | None:
     return USER if field in users else ITEM if field in items else None
 
 
-def load_side_features(config, dataset, names) -> list[SideFeature]:
-    """Read the configured preloaded-weight matrices, aligned with RecBole's internal ids."""
+def load_side_features(config, dataset, names, fields: dict[str, str]) -> list[SideFeature]:
+    """Read the preloaded-weight matrices of ``names`` (``fields``: name -> id field), aligned with
+    RecBole's internal ids."""
     preload = config["preload_weight"] or {}
-    fields = config["llmaug_feature_fields"] or {}
     features = []
     for name in names:
         field = fields[name]
@@ -193,11 +193,16 @@ class FeatureEncoder(nn.Module):
         group, _ = self.slot[name]
         return self.weights[group].shape[1] - 1
 
-    def forward(self):
-        """(user_term [n_users, dim], item_term [n_items, dim]): dropout(sum_k f_k / ||f_k||)."""
+    def projected(self) -> list[torch.Tensor]:
+        """Per group [K, n_nodes, dim]: every feature's propagated input projected, before normalisation."""
+        return [torch.bmm(self.propagated(group), weight) for group, weight in enumerate(self.weights)]
+
+    def forward(self, projected: list[torch.Tensor] | None = None):
+        """(user_term [n_users, dim], item_term [n_items, dim]): dropout(sum_k f_k / ||f_k||), from
+        ``projected`` where given (the MAE's masked projection) or the stored features."""
         term = None
-        for group, weight in enumerate(self.weights):
-            f = unit_rows(torch.bmm(self.propagated(group), weight)).sum(dim=0)
+        for f in projected if projected is not None else self.projected():
+            f = unit_rows(f).sum(dim=0)
             term = f if term is None else term + f
         # One dropout on the sum rather than one per feature: the same regulariser at a third
         # of the cost (sampling a dropout mask is a visible share of a CPU training step).

@@ -41,7 +41,7 @@ class Adapter(nn.Module):
     def __init__(self, config, dataset, dim: int):
         super().__init__()
         self.settings = s = AdapterSettings.from_config(config)
-        features = load_side_features(config, dataset, s.features) if s.features else []
+        features = load_side_features(config, dataset, s.features, s.feature_fields) if s.features else []
         for f in features:
             if not f.present.any():  # e.g. every record of this feature failed
                 log.warning("feature %r has no non-empty row in this dataset: left out", f.name)
@@ -56,7 +56,8 @@ class Adapter(nn.Module):
             masked = [f for f in features if f.name in s.masked_features]
             if masked:
                 self.mae = MaskedFeatureAutoencoder(
-                    masked, self.encoder, adjacency, s.propagation_layers, s.mask_ratio, s.mae_gamma, s.mask_token
+                    masked, self.encoder, adjacency, s.propagation_layers, s.mask_ratio, s.mae_gamma, s.mask_token,
+                    in_forward=s.mask_in_forward,
                 )
         edges = (
             load_augmented_edges(config, dataset, s.augedge_file)
@@ -74,12 +75,16 @@ class Adapter(nn.Module):
     def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(w1 * user term [n_users, d], w1 * item term [n_items, d]).
 
-        Computed once per training step (one dropout mask for every lookup of the step) and once
-        per evaluation; outside a step in training mode, afresh on every call.
+        Computed once per training step (one dropout mask, and with ``llmaug_mask_in_forward`` one
+        feature mask, for every lookup of the step) and once per evaluation; outside a step in
+        training mode, afresh on every call.
         """
         if self._terms is not None:
             return self._terms
-        users, items = self.encoder()
+        if self._in_step and self.training and self.mae is not None and self.settings.mask_in_forward:
+            users, items = self.encoder(self.mae.masked_projection(self.encoder))
+        else:
+            users, items = self.encoder()
         w = self.settings.feature_weight
         terms = (w * users, w * items)
         if self._in_step or not self.training:
@@ -97,6 +102,8 @@ class Adapter(nn.Module):
 
     def end_step(self) -> None:
         self._terms, self._in_step = None, False
+        if self.mae is not None:
+            self.mae.step = None
 
     def forget(self) -> None:
         """Parameters or mode changed: cached evaluation terms are stale."""

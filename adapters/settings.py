@@ -7,6 +7,7 @@ of deep inside a training epoch.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from llmaug.errors import ConfigError
 
 from .losses import LARGEST, SMALLEST
 
+log = logging.getLogger(__name__)
 DEFAULTS_FILE = Path(__file__).with_name("adapter.yaml")
 PRESETS = ("paper",)
 
@@ -24,7 +26,12 @@ def preset_file(name: str) -> Path:
         raise ConfigError(f"unknown preset {name!r}: the presets are {', '.join(PRESETS)}")
     return Path(__file__).with_name("presets") / f"{name}.yaml"
 
+
 MASK_TOKENS = ("learnable", "mean")
+# What the item-attribute feature embeds: the item's text with its generated attributes, one
+# vector (llmaug), or each generated attribute's value alone, one feature each (the reference).
+WITH_ITEM_TEXT, PER_ATTRIBUTE = "with_item_text", "per_attribute"
+ITEM_ATTRIBUTES = "item_attributes"  # the feature name the choice applies to
 # What noise pruning ranks: the LLM's triplets alone (llmaug) or the batch's own with them (E u E_A, Eq. 7).
 LLM_TRIPLETS, ALL_TRIPLETS = "llm_triplets", "all_triplets"
 
@@ -48,6 +55,8 @@ class AdapterSettings:
     mask_ratio: float
     mae_gamma: float
     mask_token: str
+    mask_in_forward: bool  # llmaug: masked features only in L_FR; True: in the forward pass the model's loss sees (§3.3.2)
+    item_attributes: str  # WITH_ITEM_TEXT (llmaug) or PER_ATTRIBUTE (the reference)
 
     @property
     def masked_features(self) -> tuple[str, ...]:
@@ -72,6 +81,10 @@ class AdapterSettings:
             )
         features = tuple(get("llmaug_features", ()))
         fields = dict(get("llmaug_feature_fields", {}))
+        augmented = tuple(get("llmaug_augmented_features", ()))
+        item_attributes = str(get("llmaug_item_attributes", WITH_ITEM_TEXT))
+        if item_attributes == PER_ATTRIBUTE and ITEM_ATTRIBUTES in features:
+            features, augmented = _per_attribute(features, fields, augmented, get("llmaug_attribute_fields"))
         unknown = [f for f in features if f not in fields]
         if unknown:
             raise ConfigError(
@@ -81,7 +94,7 @@ class AdapterSettings:
         settings = cls(
             features=features,
             feature_fields=fields,
-            augmented_features=tuple(get("llmaug_augmented_features", ())),
+            augmented_features=augmented,
             feature_weight=float(get("llmaug_feature_weight", 0.0)),
             feature_dropout=float(get("llmaug_feature_dropout", 0.0)),
             propagation_layers=int(get("llmaug_propagation_layers", 0)),
@@ -96,6 +109,8 @@ class AdapterSettings:
             mask_ratio=float(get("llmaug_mask_ratio", 0.0)),
             mae_gamma=float(get("llmaug_mae_gamma", 1.0)),
             mask_token=str(get("llmaug_mask_token", "learnable")),
+            mask_in_forward=get("llmaug_mask_in_forward", False),
+            item_attributes=item_attributes,
         )
         settings._check()
         return settings
@@ -119,7 +134,32 @@ class AdapterSettings:
         need(self.mae_weight >= 0, "llmaug_mae_weight (lambda) must be >= 0")
         need(0 <= self.mask_ratio <= 1, "llmaug_mask_ratio must be in [0, 1]")
         need(self.mae_gamma > 0, "llmaug_mae_gamma must be > 0")
+        need(isinstance(self.mask_in_forward, bool),
+             f"llmaug_mask_in_forward must be true or false, not {self.mask_in_forward!r}")
+        need(self.item_attributes in (WITH_ITEM_TEXT, PER_ATTRIBUTE),
+             f"llmaug_item_attributes must be {WITH_ITEM_TEXT} or {PER_ATTRIBUTE}, not {self.item_attributes!r}")
         need(
             self.mask_token in MASK_TOKENS,
             f"llmaug_mask_token must be one of {MASK_TOKENS}, not {self.mask_token!r}",
         )
+
+
+def _per_attribute(features: tuple[str, ...], fields: dict, augmented: tuple[str, ...], attribute_fields) -> tuple[tuple, tuple]:
+    """``item_attributes`` replaced by one feature per generated attribute (``item_attr_<name>``,
+    mapped into ``fields``), in ``features`` and, where it was there, in ``augmented``."""
+    if attribute_fields is None:
+        raise ConfigError(
+            f"llmaug_item_attributes: {PER_ATTRIBUTE} needs one vector file per generated attribute, which this "
+            "dataset lacks (no llmaug_attribute_fields in its recbole.yaml): run llmaug augment on it again "
+            f"(answers come from its journal), or use {WITH_ITEM_TEXT}"
+        )
+    if not attribute_fields:
+        log.warning("llmaug_item_attributes: %s: no generated attribute has a value in this dataset; "
+                    "the item-attribute features are left out", PER_ATTRIBUTE)
+    names = {f"item_attr_{attribute}": field for attribute, field in dict(attribute_fields).items()}
+    fields.update(names)
+
+    def expanded(keys: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(n for key in keys for n in (names if key == ITEM_ATTRIBUTES else [key]))
+
+    return expanded(features), expanded(augmented) if ITEM_ATTRIBUTES in augmented else augmented

@@ -33,9 +33,9 @@ _data = click.option("--data", required=True, type=click.Path(path_type=Path, fi
 _config = click.option("--config", "config_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
                        metavar="FILE", help="RecBole YAML (model, training or llmaug_* adapter keys); repeatable.")
 _preset = click.option("--preset", metavar="NAME",
-                       help="paper: where llmaug's adapter departs from LLMRec as published and a knob exists, the "
-                            "paper's reading (Eq. 7 pruning over E u E_A, AdamW); before --config and --set. "
-                            "docs/PAPER.md lists every departure.")
+                       help="paper: where llmaug's adapter departs from LLMRec as published, the paper's reading "
+                            "(Eq. 7 pruning over E u E_A, masked features in the forward pass, one feature per "
+                            "generated attribute, AdamW); before --config and --set. docs/PAPER.md lists every departure.")
 _set = click.option("--set", "overrides", multiple=True, callback=_overrides, metavar="KEY=VALUE",
                     help="One RecBole/adapter config key, e.g. --set epochs=50; repeatable; wins over --config.")
 

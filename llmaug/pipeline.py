@@ -31,7 +31,7 @@ from .providers.base import Outcome, Provider
 from .run_dir import RunDir
 from .split import Split, split_interactions
 from .tasks import TASKS, Job, Task
-from .writer import AugmentedData, commit, write_dataset
+from .writer import AugmentedData, attribute_suffix, commit, write_dataset
 
 EMBEDDED_TASKS = {"users": "useremb", "items": "itememb"}
 
@@ -107,6 +107,9 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                         with timer(f"{name}_embedding"):
                             augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
                         del ids, texts
+                    if name == "items":
+                        with timer("attribute_embedding"):
+                            _embed_each_attribute(augmented, settings.item_attributes, encoder, reporter)
         with timer("write"), reporter.step("Writing dataset"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile)
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
@@ -239,6 +242,15 @@ def _run_task(task: Task, provider: Provider, journal: Journal, index: AnswerInd
 def _collect(task: Task, accepted: list[tuple[Job, dict]], augmented: AugmentedData) -> None:
     target = {"edges": augmented.edges, "users": augmented.profiles, "items": augmented.attributes}[task.name]
     target.update((job.entity, record) for job, record in accepted)
+
+
+def _embed_each_attribute(augmented: AugmentedData, attributes: list[str], encoder: CachedEncoder, reporter: Reporter) -> None:
+    """One vector per stated value of each generated attribute, the value alone: the reference's
+    reading (one embedding per attribute column). Repeated values (a country) are encoded once."""
+    for attribute in attributes:
+        stated = {item: record[attribute] for item, record in augmented.attributes.items() if record.get(attribute)}
+        vectors = encoder.encode(list(stated.values()), reporter, f"Embedding {attribute.replace('_', ' ')}")
+        augmented.vectors[attribute_suffix(attribute)] = (list(stated), vectors)
 
 
 def _embed_inputs(task: Task, accepted: list[tuple[Job, dict]]) -> tuple[list[str], list[str]]:

@@ -15,6 +15,7 @@ import torch
 from llmaug.adapters import adapt, shape_of
 from llmaug.adapters.augedges import load_augmented_edges, sample_edges
 from llmaug.adapters.losses import LARGEST, SMALLEST, bpr_per_triplet, kept_count, pruned, reconstruction_errors
+from llmaug.adapters.model import AdapterMixin
 from llmaug.errors import ConfigError, ModelError
 from llmaug.recbole_compat import quiet_recbole
 from llmaug.training import build_config
@@ -110,39 +111,87 @@ def test_mae_masks_a_fixed_share_of_the_present_rows_uniformly():
     assert counts[0, [1, 3, 4, 5]].min() > 150 and counts[1, 1:].min() > 150
 
 
-def test_a_masked_node_is_encoded_as_if_its_own_feature_were_the_token():
-    # Against a from-scratch computation: replace one node's input by the token, propagate over
-    # the graph (LightGCN layer mean), project; the MAE's closed form must give the same vector.
+N_USERS, N_ITEMS, LAYERS = 4, 5, 2
+
+
+def _tiny_graph(in_forward: bool = False):
+    """(features, encoder, MAE group, adjacency) on a 4-user, 5-item graph with a 3-wide profile
+    and item feature (row 0 padding), masking half of each feature's present rows."""
     import scipy.sparse as sp
 
-    from llmaug.adapters.features import ITEM, USER, FeatureEncoder, SideFeature, layer_mean
+    from llmaug.adapters.features import ITEM, USER, FeatureEncoder, SideFeature
     from llmaug.adapters.mae import MaskedFeatureAutoencoder
 
     torch.manual_seed(1)
-    n_users, n_items, layers = 4, 5, 2
     edges = [(1, 1), (1, 2), (2, 2), (2, 3), (3, 1), (3, 4), (3, 3)]
-    a = sp.lil_matrix((n_users + n_items,) * 2)
+    a = sp.lil_matrix((N_USERS + N_ITEMS,) * 2)
     for u, i in edges:
-        a[u, n_users + i] = a[n_users + i, u] = 1.0
+        a[u, N_USERS + i] = a[N_USERS + i, u] = 1.0
     degree = np.asarray(a.sum(axis=1)).ravel() + 1e-7
     adjacency = (sp.diags(degree ** -0.5) @ a.tocsr() @ sp.diags(degree ** -0.5)).tocsr()
-    users, items = torch.randn(n_users, 3), torch.randn(n_items, 3)
+    users, items = torch.randn(N_USERS, 3), torch.randn(N_ITEMS, 3)
     users[0] = items[0] = 0
     features = [SideFeature("profile", USER, users, users.abs().sum(1) > 0),
                 SideFeature("attrs", ITEM, items, items.abs().sum(1) > 0)]
-    encoder = FeatureEncoder(features, n_users, n_items, 2, 0.0, layers, adjacency)
-    (group,) = MaskedFeatureAutoencoder(features, encoder, adjacency, layers, 0.5, 2.0).groups
+    encoder = FeatureEncoder(features, N_USERS, N_ITEMS, 2, 0.0, LAYERS, adjacency)
+    mae = MaskedFeatureAutoencoder(features, encoder, adjacency, LAYERS, 0.5, 2.0, in_forward=in_forward)
+    return features, encoder, mae, adjacency
+
+
+def _propagated_inputs(features, masked: dict[int, list[int]], token) -> np.ndarray:
+    """[n_nodes, 4] node inputs [F, 1] with feature m's own rows ``masked[m]`` set to token[m]."""
+    nodes = np.zeros((len(features), N_USERS + N_ITEMS, 4))
+    for m, (f, offset) in enumerate([(features[0], 0), (features[1], N_USERS)]):
+        own = slice(offset, offset + len(f.values))
+        nodes[m, own, :3], nodes[m, own, 3] = f.values.numpy(), f.present.numpy()
+        for row in masked.get(m, []):
+            nodes[m, offset + row, :3] = token[m].detach().numpy()
+    return nodes
+
+
+def test_a_masked_node_is_encoded_as_if_its_own_feature_were_the_token():
+    # Against a from-scratch computation: replace one node's input by the token, propagate over
+    # the graph (LightGCN layer mean), project; the MAE's closed form must give the same vector.
+    from llmaug.adapters.features import layer_mean
+
+    features, encoder, mae, adjacency = _tiny_graph()
+    (group,) = mae.groups
     rows = torch.tensor([[3, 1], [2, 4]])
     hidden = group.encode_masked(encoder, rows)
-    for m, (f, offset) in enumerate([(features[0], 0), (features[1], n_users)]):
+    for m, (f, offset) in enumerate([(features[0], 0), (features[1], N_USERS)]):
         weight = encoder.weights[0][encoder.slot[f.name][1]].detach().double()
         for j, row in enumerate(rows[m].tolist()):
-            nodes = np.zeros((n_users + n_items, 4))
-            nodes[offset:offset + len(f.values), :3] = f.values.numpy()
-            nodes[offset:offset + len(f.values), 3] = f.present.numpy()
-            nodes[offset + row, :3] = group.token[m].detach().numpy()  # the mask token, own row only
-            expected = torch.from_numpy(layer_mean(adjacency, nodes, layers)[offset + row]) @ weight
+            nodes = _propagated_inputs(features, {m: [row]}, group.token)[m]  # the mask token, own row only
+            expected = torch.from_numpy(layer_mean(adjacency, nodes, LAYERS)[offset + row]) @ weight
             assert torch.allclose(hidden[m, j].double(), expected, atol=1e-5), (f.name, row)
+
+
+def test_masking_in_the_forward_pass_masks_before_propagation_as_if_the_features_were_overwritten():
+    # The reference overwrites the stored features of the masked nodes and then propagates; the
+    # masked projection must equal that, for every node (neighbours see the token too), and L_FR
+    # must read the same mask.
+    from llmaug.adapters.features import layer_mean
+
+    features, encoder, mae, adjacency = _tiny_graph(in_forward=True)
+    (group,) = mae.groups
+    projected = mae.masked_projection(encoder)
+    rows, remembered = mae.step
+    assert remembered is projected
+    masked = {m: rows[0][m, :group.masked][group.real[m].bool()].tolist() for m in range(2)}
+    assert all(masked.values())
+    nodes = _propagated_inputs(features, masked, group.token)
+    unmasked = encoder.projected()[0]
+    for m, f in enumerate(features):
+        weight = encoder.weights[0][encoder.slot[f.name][1]].detach().double()
+        expected = torch.from_numpy(layer_mean(adjacency, nodes[m], LAYERS)) @ weight
+        assert torch.allclose(projected[0][m].double(), expected, atol=1e-5), f.name
+        assert not torch.allclose(projected[0][m], unmasked[m], atol=1e-4)  # the mask changed something
+    hidden = projected[0][group.positions.unsqueeze(1), group.node_rows(rows[0])]
+    expected_loss = mae.loss(encoder)
+    mae.step = None
+    assert not torch.isclose(mae.loss(encoder), expected_loss)  # a fresh mask, the closed form: another value
+    mae.step = (rows, projected)
+    assert torch.equal(mae.loss(encoder), expected_loss) and hidden.requires_grad
 
 
 # -- on a real augmented ml-100k -------------------------------------------------------------
@@ -221,6 +270,8 @@ def test_bad_knobs_are_config_errors(data):
         make(data, "BPR", llmaug_prune_ratio=1.0)
     with pytest.raises(ConfigError, match="llmaug_mask_token"):
         make(data, "BPR", llmaug_mask_token="zeros")
+    with pytest.raises(ConfigError, match="llmaug_mask_in_forward must be true or false"):
+        make(data, "BPR", llmaug_mask_in_forward="yes")
     with pytest.raises(ConfigError, match="nonsense"):
         make(data, "BPR", llmaug_features=["nonsense"])
     with pytest.raises(ConfigError, match="llmaug_prune_scope is now llmaug_prune_over"):
@@ -302,6 +353,31 @@ def test_mae_runs_in_training_and_never_in_eval(data):
     assert torch.equal(scores(unmasked, data), masked_everything)
     unmasked.train()
     assert with_mae.item() > unmasked.calculate_loss(batch).item()  # lambda * L_FR > 0 is in the loss
+
+
+@pytest.mark.slow
+def test_masked_features_reach_the_models_own_loss_in_training_only_when_asked(data):
+    """llmaug_mask_in_forward: the model's own BPR (L_FR and LLM triplets aside) depends on the
+    mask token during a training step; evaluation never masks; off, the model's loss never sees it."""
+    batch = a_batch(data, "BPR")
+
+    def own_loss_token_gradient(model):
+        model.train()
+        model.llmaug.begin_step()
+        try:
+            own = super(AdapterMixin, model).calculate_loss(batch)  # the base BPR's own loss, on h
+        finally:
+            model.llmaug.end_step()
+        own.backward()
+        return sum(float(g.token.grad.abs().sum()) if g.token.grad is not None else 0.0 for g in model.llmaug.mae.groups)
+
+    knobs = dict(llmaug_mask_ratio=1.0, llmaug_feature_dropout=0.0, llmaug_aug_edge_ratio=0.0)
+    masking, _ = make(data, "BPR", llmaug_mask_in_forward=True, **knobs)
+    assert own_loss_token_gradient(masking) > 0
+    not_masking, _ = make(data, "BPR", **knobs)
+    assert own_loss_token_gradient(not_masking) == 0
+    not_masking.load_state_dict(masking.state_dict())
+    assert torch.equal(scores(masking, data), scores(not_masking, data))  # evaluation: unmasked
 
 
 @pytest.mark.slow

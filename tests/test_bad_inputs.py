@@ -99,7 +99,7 @@ def _out_under_a_file(s: Shelf) -> None:
 
 # (case, how to make it, extra flags, what the one line says)
 MISTAKES: list[tuple[str, Callable[[Shelf], None], tuple[str, ...], str]] = [
-    ("item id twice with different fields", lambda s: s.write("item", [*s.lines("item"), "b3\tAnother book\t1900\tnovel"]), (),
+    ("item id twice with different fields", lambda s: s.write("item", [*s.lines("item"), "b3\tAnother book\t1900\tnovel\tAna Ruiz"]), (),
      "books.item lists book 'b3' twice with different fields (lines 5 and 22)"),
     ("user id twice with different fields", lambda s: (s.add_user_file(), s.write("user", [*s.lines("user"), "r1\t99"])), (),
      "books.user lists reader 'r1' twice with different fields"),
@@ -114,7 +114,7 @@ MISTAKES: list[tuple[str, Callable[[Shelf], None], tuple[str, ...], str]] = [
     ("header field with a wrong type", lambda s: s.edit("item", 1, _set(0, "book:tokn")), (), "'tokn' is not a RecBole type"),
     ("header names a field twice", lambda s: s.edit("item", 1, _set(2, "name:token")), (), "books.item header names 'name' twice"),
     ("row with more fields than the header", lambda s: s.edit("item", 6, lambda f: f.append("extra")), (),
-     "books.item line 6 has 5 tab-separated fields but its header names 4"),
+     "books.item line 6 has 6 tab-separated fields but its header names 5"),
     ("row with fewer fields than the header", lambda s: s.edit("inter", 4, lambda f: f.pop()), (),
      "books.inter line 4 has 3 tab-separated fields but its header names 4"),
     ("bytes that are not UTF-8", lambda s: s.write("item", "\n".join(s.lines("item")).encode("latin-1", "replace") + b"\n"), (),

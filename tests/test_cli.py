@@ -10,6 +10,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import LLMAUG, invoke_llmaug, run_llmaug
@@ -46,6 +47,17 @@ def test_a_differently_shaped_dataset_works_by_config_alone(books, tmp_path, mon
     assert dataset.uid_field == "reader" and dataset.iid_field == "book"
     assert dataset.get_preload_weight("uid").shape == (41, 384)
     assert len(train.dataset.inter_feat) == manifest["split"]["train"]
+
+    # One vector per stated attribute value, the value alone (the paper preset's item features):
+    # no book states an original language, so that attribute gets no file.
+    assert loaded["llmaug_attribute_fields"] == {"author": "aid_author"}
+    assert not (out / f"{name}.itemattremb_original_language").exists()
+    by_author = dataset.get_preload_weight("aid_author")
+    books = dataset.field2id_token["book"]
+    authors = {token: row for token, row in zip(books, by_author) if token != "[PAD]"}
+    assert all(np.abs(v).sum() > 0 for v in authors.values())
+    assert np.allclose(authors["b0"], authors["b5"]) and not np.allclose(authors["b0"], authors["b1"])  # AUTHORS[b % 5]
+    assert not np.allclose(authors["b0"], dataset.get_preload_weight("iid")[dataset.token2id("book", "b0")])
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from ..dataset import read_atomic
 from ..errors import DatasetError, OutputError
 from ..journal import Journal
 from ..run_dir import RunDir
-from ..writer import EMBEDDING_FILES
+from ..writer import embedding_file
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Run:
         path = self.file(suffix)
         if not path.is_file():
             return None
-        id_field, vector_field, _ = EMBEDDING_FILES[suffix]
+        id_field, vector_field, _ = embedding_file(suffix)
         frame = _read(path).frame
         return {key: np.array(cell.split(), dtype=np.float32) for key, cell in zip(frame[id_field], frame[vector_field])}
 
