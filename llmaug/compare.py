@@ -3,11 +3,13 @@
 Every (model, seed) pair trains the plain model and the adapted one on the same split with the
 same RecBole hyper-parameters and seed, so the comparison is paired (``scipy.stats.ttest_rel``).
 Finished runs are kept as JSON under ``<out>/runs/results`` and are not trained again when the
-same comparison is re-run (e.g. after an interruption).
+same comparison is re-run (e.g. after an interruption): same overrides, and the same bytes in the
+config files (a preset included) and the dataset's manifest, so an edited config retrains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -98,21 +100,24 @@ def compare(
         config = build_config(data, models[0], config_files=config_files, config_dict=config_dict)
     features = list(config["llmaug_features"] or [])
     runs = plan(models, seed_list, ablations, features)
+    inputs = _inputs_fingerprint(Path(data), config_files)
     results: list[RunResult] = []
     with _progress(show_progress, len(runs)) as advance:
         for run in runs:
             path = out / "runs" / "results" / f"{run.name}.json"
             overrides = {**(config_dict or {}), **run.overrides}
-            if path.is_file() and RunResult.load(path).overrides == overrides:
-                results.append(RunResult.load(path))
-                advance(run, None)
-                continue
+            if path.is_file():
+                done = RunResult.load(path)
+                if (done.overrides, done.inputs) == (overrides, inputs):
+                    results.append(done)
+                    advance(run, None)
+                    continue
             result = train(
                 data, run.model, adapted=run.adapted, seed=run.seed, config_files=config_files,
                 config_dict=overrides, out=out / "runs", variant=run.slug,
                 on_epoch=lambda epoch, score, run=run: advance(run, epoch, done=False),
             )
-            result.variant = run.variant
+            result.variant, result.inputs = run.variant, inputs
             result.save(path)
             results.append(result)
             advance(run, None)
@@ -126,6 +131,15 @@ def compare(
         "overrides": dict(config_dict or {}),
     }
     return write_report(results, out, meta)
+
+
+def _inputs_fingerprint(data: Path, config_files) -> str:
+    """What a finished run was trained from besides its overrides: the config files' bytes and the
+    dataset's manifest (a re-augmented dataset has a new one)."""
+    digest = hashlib.sha256()
+    for path in [data / "manifest.json", *map(Path, config_files)]:
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()[:16]
 
 
 class _progress:

@@ -40,6 +40,7 @@ class RunResult:
     seconds_per_epoch: float  # mean wall time of one training epoch (evaluation excluded)
     checkpoint: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    inputs: str = ""  # compare's fingerprint of the config files and dataset the run was trained from
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

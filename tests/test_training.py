@@ -10,8 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import invoke_llmaug
+
 from llmaug.compare import gains, table
-from llmaug.errors import ModelError
+from llmaug.errors import ConfigError, ModelError
 from llmaug.recbole_compat import quiet_recbole, trusted_checkpoints
 from llmaug.training import RunResult, build_config, train
 
@@ -170,6 +172,30 @@ def test_the_paper_preset_sets_eq7_pruning_and_adamw(augmented_ml100k_sparse):
 
 
 @pytest.mark.slow
+def test_per_attribute_item_features_are_one_feature_per_stated_attribute(books, tmp_path):
+    from llmaug.adapters import preset_file
+    from llmaug.adapters.settings import AdapterSettings
+
+    directory, config = books
+    out = tmp_path / "shelf"
+    augmented = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet")
+    assert augmented.returncode == 0, augmented.stderr
+    with quiet_recbole():
+        paper = AdapterSettings.from_config(build_config(out, "BPR", config_files=[preset_file("paper")]))
+        default = AdapterSettings.from_config(build_config(out, "BPR"))
+        with pytest.raises(ConfigError, match="run llmaug augment on it again"):  # a dataset written before the files existed
+            AdapterSettings.from_config(build_config(out, "BPR", config_files=[preset_file("paper")],
+                                                     config_dict={"llmaug_attribute_fields": None}))
+    # Only author has values (no book states an original language), so one attribute feature, masked like the joined one.
+    assert paper.features == ("user_profile", "item_attr_author", "item_text")
+    assert paper.masked_features == ("user_profile", "item_attr_author")
+    assert default.features == ("user_profile", "item_attributes", "item_text")
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "BPR", "--preset", "paper", "--set", "epochs=1", "--set", "topk=[5]", "--set", "valid_metric=recall@5",
+                                         "--quiet", "--out", str(tmp_path / "trained")])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--model", "SGL", "--preset", "paper"], "cannot prune SGL's own triplets"),
     (["--model", "BPR", "--preset", "nope"], "unknown preset 'nope'"),
@@ -194,6 +220,11 @@ def test_compare_command_writes_a_report_and_reuses_finished_runs(augmented_ml10
     stamps = [p.stat().st_mtime_ns for p in runs]
     assert CliRunner().invoke(_cli(), args).exit_code == 0
     assert [p.stat().st_mtime_ns for p in runs] == stamps  # nothing retrained
+    edited = tmp_path / "mine.yaml"  # what a finished run was trained with changed: it is trained again
+    edited.write_text("llmaug_feature_weight: 0.3\n")
+    assert CliRunner().invoke(_cli(), [*args, "--seeds", "1", "--config", str(edited)]).exit_code == 0
+    changed = [p.name for p, before in zip(runs, stamps) if p.stat().st_mtime_ns != before]
+    assert changed == ["BPR-adapted-seed2020.json", "BPR-base-seed2020.json"]
 
 
 def _result(model, variant, seed, recall):
