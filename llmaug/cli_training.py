@@ -92,7 +92,8 @@ def train_command(data, model, preset, config_files, base, seed, overrides, out,
 @click.option("--ablations", is_flag=True, help="Add Table 3's rows (w/o-u-i, w/o-u, w/o-u&i, w/o-prune, w/o-QC), then llmaug's own "
                                                   "(w/o item attributes, w/o MAE), each tested against the full adapter.")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
-              help="Writes report.md, gains.png, results.json; finished runs are reused on re-run.")
+              help="Writes report.md, gains.png, results.json; a re-run reuses finished runs trained with the same "
+                   "--set, --config and --preset contents and dataset.")
 @_preset
 @_config
 @_set
