@@ -27,10 +27,23 @@ GEMMA = "local/gemma-3-270m-q4_k_m"
 T = TypeVar("T")
 
 
+# One thread per llama-server: the suite runs two test workers on two cores, and llama.cpp's threads
+# spin while they wait, so two servers of two threads each ran these tests 1.7x slower.
+SERVER_THREADS = 1
+
+
+@pytest.fixture
+def books(books):
+    """The book dataset, its config asking for a one-thread server."""
+    directory, config = books
+    config.write_text(config.read_text(encoding="utf-8") + f"local_threads: {SERVER_THREADS}\n", encoding="utf-8")
+    return directory, config
+
+
 @pytest.fixture(scope="module")
 def gemma_server(tmp_path_factory):
     """A llama-server the test runs, as a user runs theirs: two slots, 4,096 tokens each."""
-    with LlamaServer(model_path(load_settings()), context=8192, parallel=2, threads=None, extra_args=[],
+    with LlamaServer(model_path(load_settings()), context=8192, parallel=2, threads=SERVER_THREADS, extra_args=[],
                      log=tmp_path_factory.mktemp("server") / "server.log") as server:
         yield server
 

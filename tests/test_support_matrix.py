@@ -91,7 +91,7 @@ def total(loss) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("row", ROWS, ids=[r.model for r in ROWS])
-def test_each_general_recommender_adapts_with_its_own_objective_or_is_refused(row, augmented_ml100k_sparse, one_thread):
+def test_each_general_recommender_adapts_with_its_own_objective_or_is_refused(row, augmented_ml100k, one_thread):
     if not row.adapts:
         with pytest.raises(ModelError) as refusal:
             adapt(model_class(row.model))
@@ -99,13 +99,13 @@ def test_each_general_recommender_adapts_with_its_own_objective_or_is_refused(ro
         assert "\n" not in message and message == f"cannot adapt {row.model}: {row.how}"
         return
 
-    read = read_dataset(augmented_ml100k_sparse, row.model)
-    base_loss, base_scores = one_epoch(augmented_ml100k_sparse, read, row.model, False, {})
-    off_loss, off_scores = one_epoch(augmented_ml100k_sparse, read, row.model, True, ALL_OFF)
+    read = read_dataset(augmented_ml100k, row.model)
+    base_loss, base_scores = one_epoch(augmented_ml100k, read, row.model, False, {})
+    off_loss, off_scores = one_epoch(augmented_ml100k, read, row.model, True, ALL_OFF)
     assert off_loss == base_loss  # the same floats: the model's own loss, nothing added or re-implemented
     assert torch.equal(off_scores, base_scores)
 
-    on_loss, on_scores = one_epoch(augmented_ml100k_sparse, read, row.model, True, {})
+    on_loss, on_scores = one_epoch(augmented_ml100k, read, row.model, True, {})
     assert math.isfinite(total(on_loss))
     if isinstance(base_loss, tuple):  # the model's own loss parts are all there, LLMRec's after them
         assert len(on_loss) == len(base_loss) + 1

@@ -28,8 +28,8 @@ def check_metrics(result: RunResult) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "SGL"])
-def test_each_adapted_model_trains_one_epoch_end_to_end(augmented_ml100k_sparse, tmp_path, model):
-    result = train(augmented_ml100k_sparse, model, config_dict=QUICK, out=tmp_path)
+def test_each_adapted_model_trains_one_epoch_end_to_end(augmented_ml100k, tmp_path, model):
+    result = train(augmented_ml100k, model, config_dict=QUICK, out=tmp_path)
     check_metrics(result)
     assert result.epochs == 1 and result.variant == "adapted"
     # one epoch of the adapted model is well above random ranking (recall@20 ~ 0.012 here)
@@ -61,33 +61,33 @@ def _evaluate_checkpoint(data: Path, checkpoint: str, split: str, seed: int) -> 
 
 
 @pytest.fixture(scope="module")
-def lightgcn_run(augmented_ml100k_sparse, tmp_path_factory):
+def lightgcn_run(augmented_ml100k, tmp_path_factory):
     out = tmp_path_factory.mktemp("lightgcn")
-    return train(augmented_ml100k_sparse, "LightGCN", config_dict={"epochs": 3}, out=out)
+    return train(augmented_ml100k, "LightGCN", config_dict={"epochs": 3}, out=out)
 
 
 @pytest.mark.slow
-def test_checkpoint_round_trip_restores_the_adapted_model(augmented_ml100k_sparse, lightgcn_run):
-    restored = _evaluate_checkpoint(augmented_ml100k_sparse, lightgcn_run.checkpoint, "test", seed=12345)
+def test_checkpoint_round_trip_restores_the_adapted_model(augmented_ml100k, lightgcn_run):
+    restored = _evaluate_checkpoint(augmented_ml100k, lightgcn_run.checkpoint, "test", seed=12345)
     assert restored == pytest.approx(lightgcn_run.test_result, abs=1e-4)
     assert restored["recall@20"] > 0.05
 
 
 @pytest.mark.slow
-def test_model_selection_reads_validation_never_test(augmented_ml100k_sparse, lightgcn_run, tmp_path):
+def test_model_selection_reads_validation_never_test(augmented_ml100k, lightgcn_run, tmp_path):
     # Give the test split other targets: if test data took any part in choosing the epoch, the
     # run would change; the validation trajectory must not. Only items already seen in training
     # are moved (rotated by one row), so RecBole assigns every id exactly as before.
     import pandas as pd
 
-    name = augmented_ml100k_sparse.name
+    name = augmented_ml100k.name
     data = tmp_path / name
     data.mkdir()
-    for f in augmented_ml100k_sparse.iterdir():
+    for f in augmented_ml100k.iterdir():
         if f.is_file() and f.name != f"{name}.test.inter":
             (data / f.name).symlink_to(f)
-    test = pd.read_csv(augmented_ml100k_sparse / f"{name}.test.inter", sep="\t", dtype=str)
-    seen = set(pd.read_csv(augmented_ml100k_sparse / f"{name}.train.inter", sep="\t", dtype=str)["item_id:token"])
+    test = pd.read_csv(augmented_ml100k / f"{name}.test.inter", sep="\t", dtype=str)
+    seen = set(pd.read_csv(augmented_ml100k / f"{name}.train.inter", sep="\t", dtype=str)["item_id:token"])
     movable = test["item_id:token"].isin(seen).to_numpy()
     test.loc[movable, "item_id:token"] = list(test.loc[movable, "item_id:token"].iloc[1:]) + [test.loc[movable, "item_id:token"].iloc[0]]
     test.to_csv(data / f"{name}.test.inter", sep="\t", index=False)
@@ -97,14 +97,14 @@ def test_model_selection_reads_validation_never_test(augmented_ml100k_sparse, li
     assert other.valid_result == lightgcn_run.valid_result
     assert other.test_result != lightgcn_run.test_result
     # and the selection score is the validation metric of the kept checkpoint
-    valid = _evaluate_checkpoint(augmented_ml100k_sparse, lightgcn_run.checkpoint, "valid", seed=1)
+    valid = _evaluate_checkpoint(augmented_ml100k, lightgcn_run.checkpoint, "valid", seed=1)
     assert valid == pytest.approx(lightgcn_run.valid_result, abs=1e-4)
     assert valid[lightgcn_run.valid_metric] == pytest.approx(lightgcn_run.best_valid_score, abs=1e-4)
 
 
 @pytest.mark.slow
-def test_two_process_distributed_training_on_cpu(augmented_ml100k_sparse, tmp_path):
-    result = train(augmented_ml100k_sparse, "LightGCN", config_dict=QUICK, out=tmp_path, nproc=2)
+def test_two_process_distributed_training_on_cpu(augmented_ml100k, tmp_path):
+    result = train(augmented_ml100k, "LightGCN", config_dict=QUICK, out=tmp_path, nproc=2)
     check_metrics(result)
     assert result.test_result["recall@20"] > 0.025
     assert Path(result.checkpoint).is_file()
@@ -123,8 +123,8 @@ def _cli():
 
 
 @pytest.mark.slow
-def test_train_command_prints_test_metrics(augmented_ml100k_sparse, tmp_path):
-    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k_sparse), "--model", "BPR", "--base",
+def test_train_command_prints_test_metrics(augmented_ml100k, tmp_path):
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", "BPR", "--base",
                                          "--seed", "3", "--set", "epochs=1", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "BPR (base, seed 3)" in result.output and "test recall@20" in result.output
@@ -133,16 +133,16 @@ def test_train_command_prints_test_metrics(augmented_ml100k_sparse, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, message", [("Pop", "popularity"), ("EASE", "closed-form"), ("NoSuchModel", "NoSuchModel")])
-def test_train_command_refuses_models_it_cannot_train_in_one_line(augmented_ml100k_sparse, tmp_path, model, message):
-    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k_sparse), "--model", model, "--quiet",
+def test_train_command_refuses_models_it_cannot_train_in_one_line(augmented_ml100k, tmp_path, model, message):
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", model, "--quiet",
                                          "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.slow
-def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k_sparse, tmp_path):
-    args = ["train", "--data", str(augmented_ml100k_sparse), "--model", "NCL", "--set", "epochs=1", "--quiet",
+def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k, tmp_path):
+    args = ["train", "--data", str(augmented_ml100k), "--model", "NCL", "--set", "epochs=1", "--quiet",
             "--out", str(tmp_path)]
     # RecBole's default 1000 clusters do not fit 943 users: one line that says what to set
     refused = CliRunner().invoke(_cli(), args)
@@ -154,19 +154,19 @@ def test_ncl_trains_adapted_from_the_cli_with_its_own_trainer(augmented_ml100k_s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF"])
-def test_the_paper_preset_trains_the_bpr_models(augmented_ml100k_sparse, tmp_path, model):
-    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k_sparse), "--model", model, "--preset", "paper",
+def test_the_paper_preset_trains_the_bpr_models(augmented_ml100k, tmp_path, model):
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", model, "--preset", "paper",
                                          "--set", "epochs=1", "--quiet", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "test recall@20" in result.output
 
 
 @pytest.mark.slow
-def test_the_paper_preset_sets_eq7_pruning_and_adamw(augmented_ml100k_sparse):
+def test_the_paper_preset_sets_eq7_pruning_and_adamw(augmented_ml100k):
     from llmaug.adapters import preset_file
 
     with quiet_recbole():
-        config = build_config(augmented_ml100k_sparse, "LightGCN", config_files=[preset_file("paper")])
+        config = build_config(augmented_ml100k, "LightGCN", config_files=[preset_file("paper")])
     assert (config["learner"], config["weight_decay"]) == ("adamw", 0.01)
     assert (config["llmaug_prune_drops"], config["llmaug_prune_over"], config["llmaug_prune_ratio"]) == ("smallest_losses", "all_triplets", 0.4)
 
@@ -200,15 +200,15 @@ def test_per_attribute_item_features_are_one_feature_per_stated_attribute(books,
     (["--model", "SGL", "--preset", "paper"], "cannot prune SGL's own triplets"),
     (["--model", "BPR", "--preset", "nope"], "unknown preset 'nope'"),
 ])
-def test_a_preset_that_cannot_apply_is_one_line(augmented_ml100k_sparse, tmp_path, args, message):
-    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k_sparse), *args, "--set", "epochs=1", "--quiet",
+def test_a_preset_that_cannot_apply_is_one_line(augmented_ml100k, tmp_path, args, message):
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), *args, "--set", "epochs=1", "--quiet",
                                          "--out", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.slow
-def test_compare_command_writes_a_report_and_reuses_finished_runs(augmented_ml100k_sparse, tmp_path):
-    args = ["compare", "--data", str(augmented_ml100k_sparse), "--models", "BPR", "--seeds", "2", "--out", str(tmp_path),
+def test_compare_command_writes_a_report_and_reuses_finished_runs(augmented_ml100k, tmp_path):
+    args = ["compare", "--data", str(augmented_ml100k), "--models", "BPR", "--seeds", "2", "--out", str(tmp_path),
             "--set", "epochs=1", "--quiet"]
     result = CliRunner().invoke(_cli(), args)
     assert result.exit_code == 0, result.output
