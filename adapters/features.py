@@ -110,6 +110,17 @@ def self_weight(adjacency: sp.csr_matrix, layers: int) -> np.ndarray:
     return total / (layers + 1)
 
 
+def principal_directions(x: np.ndarray, rank: int) -> np.ndarray:
+    """[d, rank]: the top right-singular vectors of x [n, d], as the top eigenvectors of x^T x.
+
+    An SVD of x took 0.7 s for ml-100k's 2,626 x 384 feature (12 s beside other work), and every
+    adapted model builds one per feature; the d x d eigenproblem takes a fifth of that. In float64
+    the directions agree with the SVD's to 1e-12 (up to sign) while the spectrum is not flat.
+    """
+    _, vectors = np.linalg.eigh(x.T @ x)  # ascending eigenvalues
+    return np.ascontiguousarray(vectors[:, ::-1][:, :rank])
+
+
 def linear_init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     """nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for stacked weights."""
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -159,9 +170,9 @@ class FeatureEncoder(nn.Module):
             inputs[own, -1] = f.present.numpy()
             spread = layer_mean(adjacency, inputs, layers)
             if 0 < rank < f.values.shape[1]:
-                # Keep the top right-singular directions of the (frozen) propagated features:
-                # the projection then costs rank/d_LLM of the full one per step.
-                basis = np.linalg.svd(spread[:, :-1], full_matrices=False)[2][:rank].T
+                # Keep the top principal directions of the (frozen) propagated features: the
+                # projection then costs rank/d_LLM of the full one per step.
+                basis = principal_directions(spread[:, :-1], rank)
                 spread = np.concatenate([spread[:, :-1] @ basis, spread[:, -1:]], axis=1)
                 self.register_buffer(f"basis_{f.name}", torch.from_numpy(basis).float(), persistent=False)
             width = spread.shape[1] - 1

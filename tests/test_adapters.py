@@ -87,6 +87,17 @@ def test_feature_dropout_keeps_one_minus_p_rescaled_and_is_off_in_eval():
     assert dropout(x, 0.1, training=False) is x and dropout(x, 0.0, training=True) is x
 
 
+def test_principal_directions_span_what_the_svd_keeps():
+    from llmaug.adapters.features import principal_directions
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 40)) * np.linspace(3.0, 0.1, 40)  # a spectrum that falls off, as features' does
+    kept = principal_directions(x, 8)
+    svd = np.linalg.svd(x, full_matrices=False)[2][:8].T
+    assert kept.shape == (40, 8) and np.allclose(kept.T @ kept, np.eye(8))
+    assert np.allclose(np.abs(np.sum(kept * svd, axis=0)), 1.0)  # the same directions, one by one, up to sign
+
+
 def test_mae_masks_a_fixed_share_of_the_present_rows_uniformly():
     from llmaug.adapters.features import ITEM, USER, FeatureEncoder, SideFeature
     from llmaug.adapters.mae import MaskedFeatureAutoencoder
