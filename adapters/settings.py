@@ -84,7 +84,7 @@ class AdapterSettings:
         augmented = tuple(get("llmaug_augmented_features", ()))
         item_attributes = str(get("llmaug_item_attributes", WITH_ITEM_TEXT))
         if item_attributes == PER_ATTRIBUTE and ITEM_ATTRIBUTES in features:
-            features, augmented = _per_attribute(features, fields, augmented, get("llmaug_attribute_fields"))
+            features, fields, augmented = _per_attribute(features, fields, augmented, get("llmaug_attribute_fields"))
         unknown = [f for f in features if f not in fields]
         if unknown:
             raise ConfigError(
@@ -144,9 +144,9 @@ class AdapterSettings:
         )
 
 
-def _per_attribute(features: tuple[str, ...], fields: dict, augmented: tuple[str, ...], attribute_fields) -> tuple[tuple, tuple]:
-    """``item_attributes`` replaced by one feature per generated attribute (``item_attr_<name>``,
-    mapped into ``fields``), in ``features`` and, where it was there, in ``augmented``."""
+def _per_attribute(features: tuple[str, ...], fields: dict, augmented: tuple[str, ...], attribute_fields) -> tuple[tuple, dict, tuple]:
+    """(features, fields, augmented) with ``item_attributes`` replaced by one feature per generated
+    attribute (``item_attr_<name>``, each mapped to its id field)."""
     if attribute_fields is None:
         raise ConfigError(
             f"llmaug_item_attributes: {PER_ATTRIBUTE} needs one vector file per generated attribute, which this "
@@ -157,9 +157,8 @@ def _per_attribute(features: tuple[str, ...], fields: dict, augmented: tuple[str
         log.warning("llmaug_item_attributes: %s: no generated attribute has a value in this dataset; "
                     "the item-attribute features are left out", PER_ATTRIBUTE)
     names = {f"item_attr_{attribute}": field for attribute, field in dict(attribute_fields).items()}
-    fields.update(names)
 
     def expanded(keys: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(n for key in keys for n in (names if key == ITEM_ATTRIBUTES else [key]))
 
-    return expanded(features), expanded(augmented) if ITEM_ATTRIBUTES in augmented else augmented
+    return expanded(features), {**fields, **names}, expanded(augmented)
