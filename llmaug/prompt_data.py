@@ -40,10 +40,11 @@ def _item_text(source: SourceDataset, settings: Settings) -> dict[str, dict[str,
     roles = settings.fields
     columns = {"title": roles.title, "year": roles.year, "genre": roles.genre}
     columns.update({name: name for name in roles.item_text})
-    columns = {role: col for role, col in columns.items() if col}
-    frame = source.items[[source.iid_field, *dict.fromkeys(columns.values())]]
-    records = frame.rename(columns={col: role for role, col in columns.items()}).to_dict("records")
-    return {r.pop(source.iid_field): {k: v for k, v in r.items() if v} for r in records}
+    # Each role reads its column: a column may serve two roles, or be the id itself (a title-keyed catalogue).
+    items = source.items
+    roles_frame = pd.DataFrame({role: items[col] for role, col in columns.items() if col}, index=items.index)
+    records = roles_frame.to_dict("records")
+    return {item: {k: v for k, v in r.items() if v} for item, r in zip(items[source.iid_field].tolist(), records)}
 
 
 def _histories(train: pd.DataFrame, source: SourceDataset) -> dict[str, list[str]]:

@@ -60,6 +60,15 @@ def test_a_differently_shaped_dataset_works_by_config_alone(books, tmp_path, mon
     assert not np.allclose(authors["b0"], dataset.get_preload_weight("iid")[dataset.token2id("book", "b0")])
 
 
+def test_a_role_may_read_the_item_id_column_itself(books, tmp_path):
+    """A catalogue keyed by its titles maps the title to the id field (the fuzzer's find: a KeyError)."""
+    directory, config = books
+    config.write_text(config.read_text(encoding="utf-8").replace("title: name", "title: book"), encoding="utf-8")
+    rendered = invoke_llmaug("prompts", "render", "--dataset", str(directory), "--config", str(config), "--task", "items", "--id", "b3")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "b3" in rendered.stdout and "Война и мир" not in rendered.stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
