@@ -94,6 +94,16 @@ _prompt_set = click.option(
               help="Directory with edges.jinja / users.jinja / items.jinja overriding the built-in templates.")
 @_prompt_set
 @click.option("--candidates", type=int, metavar="N", help="Candidate pool size |C| per user (default 10).")
+@click.option("--candidate-order", type=click.Choice(["shuffled", "ranked"]),
+              help="How an edge prompt lists the candidates: shuffled (default; a seeded order per user and vote, "
+                   "recorded with each answer) or ranked (the base model's best first, where an LLM's bias to the first "
+                   "lines looks like agreement with the base model).")
+@click.option("--votes", type=int, metavar="K",
+              help="Ask each user's edge prompt K times, each in its own order; the edge is the majority liked and "
+                   "disliked pick, and its agreement (the share of votes behind it) goes in the .augedge (default 1).")
+@click.option("--min-agreement", type=float, metavar="A",
+              help="Write only edges whose picks have at least this share of the votes, e.g. 0.67 with --votes 3 "
+                   "(default 0: all); the dropped ones are counted in manifest.json.")
 @click.option("--tasks", callback=_csv, metavar="LIST", help="Comma-separated subset of edges,users,items (default: all).")
 @click.option("--limit-users", type=int, metavar="N", help="Augment only the first N users (trials, cost control).")
 @click.option("--limit-items", type=int, metavar="N", help="Augment only the first N items.")
@@ -168,6 +178,9 @@ def _print_summary(out: Path, manifest: dict) -> None:
                    f" of {c['requested']:,} requested ({c['from_earlier_run']:,} from an earlier run, {c['reasked']:,} re-asked)", err=True)
         if c["unanswered"]:
             click.echo(f"        unanswered requests are asked again when you re-run; last error: {c['unanswered_errors'][-1]}", err=True)
+        if "votes" in c and (c["votes"] > 1 or c["below_min_agreement"] or c["no_majority"]):
+            click.echo(f"        {c['votes']} votes per user: {c['written']:,} edges written, {c['no_majority']:,} users without a "
+                       f"majority, {c['below_min_agreement']:,} below min_agreement", err=True)
     click.echo(f"RecBole dataset written to {out.resolve()} (dataset name '{name}', cost ${manifest['cost_usd']:.4f})")
     click.echo(f"Judge its answers first: llmaug report {out}    (do the picks beat chance? a page per user)")
     click.echo(f"Train on it: llmaug train --data {out} --model LightGCN    (or RecBole with {out}/recbole.yaml)")

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     candidates: int = Field(ge=2)
     candidate_epochs: int = Field(ge=1)
     candidate_config: dict[str, Any]
+    candidate_order: Literal["shuffled", "ranked"]
+    votes: int = Field(ge=1, le=25)
+    min_agreement: float = Field(ge=0, le=1)
     tasks: list[str]
     model: str
     embedding_model: str
@@ -86,6 +89,14 @@ class Settings(BaseModel):
     def _three_positive_ratios(cls, value: list[float]) -> list[float]:
         if len(value) != 3 or any(r <= 0 for r in value):
             raise ValueError("split needs three positive ratios: train, valid, test")
+        return value
+
+    @field_validator("votes")
+    @classmethod
+    def _votes_in_orders_of_their_own(cls, value: int, info: ValidationInfo) -> int:
+        if value > 1 and info.data.get("candidate_order") == "ranked":
+            raise ValueError("votes ask each user's candidates in orders of their own: set candidate_order: shuffled "
+                             "(--candidate-order shuffled), or votes: 1")
         return value
 
     @field_validator("replicas")

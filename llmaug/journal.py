@@ -22,9 +22,13 @@ from typing import Any, Iterator, Literal, Optional, Union
 
 from pydantic import BaseModel, ValidationError, model_validator
 
+Slot = tuple[str, int]  # (entity, vote): what one answer is about
 
-def journal_key(task: str, entity: str, model: str, request_hash: str) -> str:
-    return hashlib.sha256("\x1f".join((task, entity, model, request_hash)).encode()).hexdigest()[:24]
+
+def journal_key(task: str, entity: str, model: str, request_hash: str, vote: int = 0) -> str:
+    # A later vote may show the same order as an earlier one (a pool of two has two orders): its own key all the same.
+    parts = (task, entity, model, request_hash) if vote == 0 else (task, entity, model, request_hash, f"vote {vote}")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
 class AnswerEntry(BaseModel):
@@ -37,13 +41,14 @@ class AnswerEntry(BaseModel):
     model: str
     request_hash: str
     status: Literal["accepted", "failed", "error"]
-    record: Optional[dict[str, Optional[str]]] = None
+    record: Optional[dict[str, Any]] = None  # text fields, or an edge's items, displayed numbers and order
     error: Optional[str] = None
     raw: Optional[str] = None
     reasks: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    vote: int = 0  # which of the user's edge votes; 0 when one is asked
 
     @model_validator(mode="after")
     def _accepted_answers_hold_a_record(self) -> "AnswerEntry":
@@ -70,7 +75,7 @@ class Answer:
     """What a run needs of one journaled answer to count it and write its record."""
 
     status: str
-    record: Optional[dict[str, Optional[str]]]
+    record: Optional[dict[str, Any]]
     reasks: int
     input_tokens: int
     output_tokens: int
@@ -96,11 +101,11 @@ def index_answers(journal: "Journal") -> AnswerIndex:
     return index
 
 
-def answers_for(journal: "Journal", keys: dict[str, str]) -> dict[str, Answer]:
-    """The latest usable answer per entity of ``keys`` (entity -> journal key), streaming the file:
+def answers_for(journal: "Journal", keys: dict[Slot, str]) -> dict[Slot, Answer]:
+    """The latest usable answer per slot of ``keys`` (slot -> journal key), streaming the file:
     only lines for these keys are validated and kept."""
-    entity_of = {key: entity for entity, key in keys.items()}
-    answers: dict[str, Answer] = {}
+    entity_of = {key: slot for slot, key in keys.items()}
+    answers: dict[Slot, Answer] = {}
     for line in journal.lines():
         key = _key_prefix(line)
         if key is not None and key not in entity_of:
@@ -118,13 +123,13 @@ def answers_for(journal: "Journal", keys: dict[str, str]) -> dict[str, Answer]:
 SHORT_VALUE = 64  # characters: ages, genres, countries, item ids repeat across records; sentences do not
 
 
-def _shared(record: Optional[dict[str, Optional[str]]]) -> Optional[dict[str, Optional[str]]]:
+def _shared(record: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
     """The record with its field names and short values as shared strings. Records stay in memory
     until the dataset is written, and every line parsed brings its own copies: a million profiles
     read back took 1.22 GB, 0.46 GB shared (benchmarks/bench_readback.py on a 1M-user run's journal)."""
     if record is None:
         return None
-    return {sys.intern(name): sys.intern(value) if value is not None and len(value) <= SHORT_VALUE else value
+    return {sys.intern(name): sys.intern(value) if isinstance(value, str) and len(value) <= SHORT_VALUE else value
             for name, value in record.items()}
 
 

@@ -17,12 +17,13 @@ import pandas as pd
 from . import __version__
 from .atomic import write_text_atomically
 from .candidates import BaseModelPlan, plan_base_model
+from .candidates.order import consensus
 from .config import Settings
 from .dataset import SourceDataset, load_source
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
 from .monitor import Timer, release_freed_memory, survivors_set_aside
-from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, answers_for, index_answers
+from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, Slot, answers_for, index_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
 from .records import describe
@@ -97,7 +98,10 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                     task = TASKS[name](data)
                     with timer(f"task_{name}"):
                         accepted, counts[name] = _run_task(task, provider, journal, index, reporter)
-                    _collect(task, accepted, augmented)
+                    if name == "edges":
+                        counts[name].update(_collect_edges(accepted, settings, augmented))
+                    else:
+                        _collect(task, accepted, augmented)
                     ids, texts = _embed_inputs(task, accepted) if name in EMBEDDED_TASKS else ([], [])
                     # The jobs, each with its prompt's context, are let go before the next stage:
                     # at 1M users the edges' alone hold 0.9 GB, which would stay through the profiles.
@@ -170,11 +174,11 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
 FINAL = ("accepted", "failed")  # a request that ended in "error" got no answer: the next run asks again
 
 
-def _plan(task: Task, provider: Provider, index: AnswerIndex) -> tuple[list[Job], dict[str, str], list[Job]]:
-    """The task's jobs, their journal keys (by entity), and the jobs no earlier run has finished."""
+def _plan(task: Task, provider: Provider, index: AnswerIndex) -> tuple[list[Job], dict[Slot, str], list[Job]]:
+    """The task's jobs, their journal keys (by entity and vote), and the jobs no earlier run has finished."""
     jobs = task.jobs()
-    keys = {job.entity: provider.journal_key(task, job) for job in jobs}
-    pending = [job for job in jobs if index.status.get(keys[job.entity]) not in FINAL]
+    keys = {job.slot: provider.journal_key(task, job) for job in jobs}
+    pending = [job for job in jobs if index.status.get(keys[job.slot]) not in FINAL]
     return jobs, keys, pending
 
 
@@ -189,9 +193,10 @@ def _run_task(task: Task, provider: Provider, journal: Journal, index: AnswerInd
     def emit(outcome: Outcome) -> None:
         job = outcome.job
         entry = AnswerEntry(
-            key=keys[job.entity],
+            key=keys[job.slot],
             task=task.name,
             entity=job.entity,
+            vote=job.vote,
             model=provider.model,
             request_hash=outcome.request_hash,
             status=outcome.status,
@@ -220,7 +225,7 @@ def _run_task(task: Task, provider: Provider, journal: Journal, index: AnswerInd
     journal.sync()
     answers = answers_for(journal, keys)
     final = [a for a in answers.values() if a.status in FINAL]
-    accepted = [(job, answers[job.entity].record) for job in jobs if job.entity in answers and answers[job.entity].status == "accepted"]
+    accepted = [(job, answers[job.slot].record) for job in jobs if job.slot in answers and answers[job.slot].status == "accepted"]
     counts = {
         "requested": len(jobs),
         "accepted": len(accepted),
@@ -240,8 +245,27 @@ def _run_task(task: Task, provider: Provider, journal: Journal, index: AnswerInd
 
 
 def _collect(task: Task, accepted: list[tuple[Job, dict]], augmented: AugmentedData) -> None:
-    target = {"edges": augmented.edges, "users": augmented.profiles, "items": augmented.attributes}[task.name]
+    target = {"users": augmented.profiles, "items": augmented.attributes}[task.name]
     target.update((job.entity, record) for job, record in accepted)
+
+
+def _collect_edges(accepted: list[tuple[Job, dict]], settings: Settings, augmented: AugmentedData) -> dict[str, Any]:
+    """One edge per user: the majority of its valid votes (the one answer, with a single vote),
+    kept if its agreement reaches ``min_agreement``; what was left out is counted."""
+    votes: dict[str, list[tuple[int, str, str]]] = {}
+    for job, record in accepted:
+        votes.setdefault(job.entity, []).append((job.vote, record["liked"], record["disliked"]))
+    no_majority = below = 0
+    for user, picks in votes.items():
+        edge = consensus(picks, settings.votes)
+        if edge is None:
+            no_majority += 1
+        elif edge.agreement < settings.min_agreement:
+            below += 1
+        else:
+            augmented.edges[user] = {"liked": edge.liked, "disliked": edge.disliked, "agreement": edge.agreement}
+    return {"votes": settings.votes, "users_answered": len(votes), "no_majority": no_majority,
+            "below_min_agreement": below, "written": len(votes) - no_majority - below}
 
 
 def _embed_each_attribute(augmented: AugmentedData, attributes: list[str], encoder: CachedEncoder, reporter: Reporter) -> None:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Collection, Optional
 
 from pydantic import BaseModel, ValidationError
 
+from .candidates.order import display_orders
 from .prompt_data import PromptData
 from .records import EdgeChoice, describe, text_record
 
@@ -30,8 +31,15 @@ class Job:
     task: str
     entity: str
     context: dict[str, Any]
-    candidates: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()  # as displayed, first line first
     history: Collection[str] = ()  # the user's training items: the data's own list, not a copy per job
+    vote: int = 0  # which of the user's edge votes (``votes`` > 1 asks each user's pool in several orders)
+    order: tuple[int, ...] = ()  # the base-model rank (1 = best) of each displayed candidate
+
+    @property
+    def slot(self) -> tuple[str, int]:
+        """What one answer is about: the entity, and for edges the vote."""
+        return self.entity, self.vote
 
     def fingerprint(self) -> str:
         """Stable hash of what the job shows; a changed dataset or candidate list changes it."""
@@ -112,16 +120,18 @@ class EdgeTask(Task):
     schema = EdgeChoice
 
     def jobs(self) -> list[Job]:
+        settings, item_text = self.data.settings, self.data.item_text
         jobs = []
         for user in self.data.users():
-            candidates = self.data.candidates.get(user)
-            if not candidates:
+            pool = self.data.candidates.get(user)
+            if not pool:
                 continue
-            context = {
-                "history": self._history_context(user),
-                "candidates": [self.data.item_text[i] for i in candidates],
-            }
-            jobs.append(Job(self.name, user, context, tuple(candidates), self.data.histories[user]))
+            history = self._history_context(user)  # one list for every vote: the prompts share their prefix
+            orders = display_orders(len(pool), settings.candidate_order, settings.seed, user, settings.votes)
+            for vote, order in enumerate(orders):
+                shown = tuple(pool[rank - 1] for rank in order)
+                context = {"history": history, "candidates": [item_text[i] for i in shown]}
+                jobs.append(Job(self.name, user, context, shown, self.data.histories[user], vote, order))
         return jobs
 
     def validate(self, job: Job, answer: Any) -> dict[str, Any]:
@@ -135,7 +145,8 @@ class EdgeTask(Task):
         liked, disliked = job.candidates[choice.liked - 1], job.candidates[choice.disliked - 1]
         if liked in job.history or disliked in job.history:
             raise AnswerError("the chosen item is already in the user's training history")
-        return {"liked": liked, "disliked": disliked}
+        # The displayed numbers and the order they index: what the report maps back to base-model ranks.
+        return {"liked": liked, "disliked": disliked, "shown": [choice.liked, choice.disliked], "order": list(job.order)}
 
     def answer_schema(self, job: Job) -> dict[str, Any]:
         # The offered numbers as an enum: a model decoding under this schema cannot name an item

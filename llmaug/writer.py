@@ -48,7 +48,7 @@ def embedding_file(suffix: str) -> tuple[str, str, str]:
 class AugmentedData:
     """Validated records and vectors, keyed by the source dataset's own tokens."""
 
-    edges: dict[str, dict[str, str]] = field(default_factory=dict)             # user -> {liked, disliked}
+    edges: dict[str, dict[str, Any]] = field(default_factory=dict)             # user -> {liked, disliked, agreement}
     profiles: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
     attributes: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
     candidates: dict[str, list[str]] = field(default_factory=dict)
@@ -103,9 +103,10 @@ def write_dataset(
 
     if data.edges:
         edges = pd.DataFrame(
-            [(u, e["liked"], e["disliked"]) for u, e in data.edges.items()], columns=["user_id", "pos_item_id", "neg_item_id"]
+            [(u, e["liked"], e["disliked"], round(e["agreement"], 4)) for u, e in data.edges.items()],
+            columns=["user_id", "pos_item_id", "neg_item_id", "agreement"]
         )
-        emit("augedge", edges, {"user_id": "token", "pos_item_id": "token", "neg_item_id": "token"})
+        emit("augedge", edges, {"user_id": "token", "pos_item_id": "token", "neg_item_id": "token", "agreement": "float"})
     if data.candidates:
         frame = pd.DataFrame({"user_id": list(data.candidates), "candidates": [" ".join(c) for c in data.candidates.values()]})
         emit("candidates", frame, {"user_id": "token", "candidates": "token_seq"})

@@ -87,8 +87,8 @@ def test_augmented_edges_come_from_each_users_candidates_and_are_unseen(augmente
     pools = {u: set(c.split()) for u, c in read(augmented_ml100k / "ml-100k.candidates").itertuples(index=False)}
     assert all(len(p) == 10 for p in pools.values())
     assert not any((u, i) in seen for u, pool in pools.items() for i in pool)
-    for user, pos, neg in read(augmented_ml100k / "ml-100k.augedge").itertuples(index=False):
-        assert pos != neg and {pos, neg} <= pools[user]
+    for user, pos, neg, agreement in read(augmented_ml100k / "ml-100k.augedge").itertuples(index=False):
+        assert pos != neg and {pos, neg} <= pools[user] and agreement == "1.0"  # one vote agrees with itself
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ from conftest import LLMAUG, invoke_llmaug
 from llm_server import Behaviour
 from tiny_dataset import BOOKS_CONFIG
 
+from llmaug.candidates.order import display_orders
+
 pytestmark = pytest.mark.slow  # every test here runs llmaug end to end against a server
 
 KEY = "sk-test-batch-5a4b3c2d1e0f"
@@ -59,29 +61,32 @@ def batch_rate() -> tuple[float, float]:
 
 def test_every_task_goes_through_batches_within_the_file_limit_and_is_priced_at_the_batch_rate(server, books, config, tmp_path):
     out = tmp_path / "shelf"
-    config.write_text(config.read_text() + "batch_max_open: 2\n")
+    config.write_text(config.read_text() + "batch_max_open: 2\nvotes: 2\n")
     result = augment(server, books, config, out)
     assert result.returncode == 0, result.stderr
     tasks = manifest(out)["tasks"]
-    assert (tasks["edges"]["accepted"], tasks["users"]["accepted"], tasks["items"]["accepted"]) == (40, 40, 20)
-    assert len(server.requests) == 100 and max(server.asked.values()) == 1  # no live call, each request once
-    assert len(server.batches) == 3 + 3 + 2  # 40, 40 and 20 requests in files of at most 15
+    assert (tasks["edges"]["accepted"], tasks["users"]["accepted"], tasks["items"]["accepted"]) == (80, 40, 20)
+    assert len(server.requests) == 140 and max(server.asked.values()) == 1  # no live call, each request once
+    assert len(server.batches) == 6 + 3 + 2  # 80 edge votes, 40 profiles and 20 items in files of at most 15
     assert all(b["request_counts"]["total"] <= 15 for b in server.batches.values())
     assert server.most_open == 2  # batch_max_open: the third file waits for a slot
     assert server.requests[0]["body"]["model"] == "gpt-4o-mini" and "response_format" in server.requests[0]["body"]
-    # Output lines came back shuffled; each answer still reached its own user.
+    # Output lines came back shuffled; each answer still reached its own user and vote. The stub
+    # names the first and last line: two votes never agree on liked, so the edge is vote 0's picks.
     edges = (out / "shelf.augedge").read_text(encoding="utf-8").splitlines()[1:]
     pools = dict(line.split("\t") for line in (out / "shelf.candidates").read_text(encoding="utf-8").splitlines()[1:])
     assert len(edges) == 40
-    for user, pos, neg in (line.split("\t") for line in edges):
-        assert (pos, neg) == (pools[user].split()[0], pools[user].split()[-1])
+    seed = manifest(out)["settings"]["seed"]
+    for user, pos, neg, agreement in (line.split("\t") for line in edges):
+        first = display_orders(5, "shuffled", seed, user, 2)[0]
+        assert (pos, neg, agreement) == (pools[user].split()[first[0] - 1], pools[user].split()[first[-1] - 1], "0.5")
     rate_in, rate_out = batch_rate()
     for counts in tasks.values():
         expected = counts["input_tokens"] * rate_in + counts["output_tokens"] * rate_out
         assert counts["cost_usd"] == pytest.approx(expected, rel=1e-4, abs=1e-6) and counts["cost_usd"] > 0
     assert manifest(out)["llm"]["batch"] is True
     ledger = (out / ".llmaug" / "batches.jsonl").read_text().splitlines()
-    assert sum("created" in json.loads(line) for line in ledger) == 8
+    assert sum("created" in json.loads(line) for line in ledger) == 11
     assert not any((out / ".llmaug" / "batch-requests").iterdir())  # collected: the prompts are not kept
 
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from llmaug.candidates.order import consensus, display_orders
 from llmaug.config import load_settings
+from llmaug.errors import ConfigError
 from llmaug.journal import Journal
 from llmaug.records import clean_text, describe
 from llmaug.rendering import PromptRenderer
@@ -37,7 +39,61 @@ def test_edge_answers_must_name_two_offered_candidates(answer, problem):
 
 def test_a_valid_edge_answer_maps_numbers_to_item_ids_even_inside_prose():
     record = EdgeTask.validate(None, edge_job(), 'Sure! ```json\n{"liked": 3, "disliked": 1}\n```')
-    assert record == {"liked": "i3", "disliked": "i1"}
+    assert (record["liked"], record["disliked"], record["shown"]) == ("i3", "i1", [3, 1])
+
+
+def votes_data(order: str, votes: int, pool=("a", "b", "c", "d", "e")) -> PromptData:
+    settings = load_settings(overrides={"candidate_order": order, "votes": votes})
+    items = {i: {"title": i.upper()} for i in (*pool, "h")}
+    return PromptData(settings, None, items, {"u1": ["h"], "u2": ["h"]}, {}, {"u1": list(pool), "u2": list(pool)})
+
+
+def test_shuffled_votes_show_each_pool_in_orders_of_their_own_and_answers_map_back_to_items():
+    jobs = EdgeTask(votes_data("shuffled", 3)).jobs()
+    assert [(j.entity, j.vote) for j in jobs] == [("u1", 0), ("u1", 1), ("u1", 2), ("u2", 0), ("u2", 1), ("u2", 2)]
+    for job in jobs:
+        # What the prompt lists is the pool in the job's order, and the order is a permutation of the ranks.
+        assert sorted(job.order) == [1, 2, 3, 4, 5]
+        assert job.candidates == tuple("abcde"[rank - 1] for rank in job.order)
+        assert [c["title"] for c in job.context["candidates"]] == [c.upper() for c in job.candidates]
+    u1 = jobs[:3]
+    assert len({j.candidates[0] for j in u1}) == 3  # every vote puts another candidate on the first line
+    assert u1[0].order != jobs[3].order  # users get orders of their own
+    assert u1[0].context["history"] is u1[1].context["history"]  # the votes share their prompt's history part
+    record = EdgeTask(votes_data("shuffled", 3)).validate(u1[1], {"liked": 1, "disliked": 5})
+    assert (record["liked"], record["disliked"]) == (u1[1].candidates[0], u1[1].candidates[4])
+    assert record["order"] == list(u1[1].order) and record["shown"] == [1, 5]
+
+
+def test_a_vote_keeps_its_order_whatever_the_run_asks_besides():
+    three = EdgeTask(votes_data("shuffled", 3)).jobs()
+    one = EdgeTask(votes_data("shuffled", 1)).jobs()
+    assert [j.order for j in one] == [three[0].order, three[3].order]  # asking more votes re-asks no earlier one
+    assert [j.order for j in EdgeTask(votes_data("shuffled", 3)).jobs()] == [j.order for j in three]
+    ranked = EdgeTask(votes_data("ranked", 1)).jobs()
+    assert [j.candidates for j in ranked] == [tuple("abcde")] * 2
+    assert display_orders(2, "shuffled", 0, "u", 3)[2] in {(1, 2), (2, 1)}  # two candidates: two orders, then repeats
+
+
+def test_votes_need_orders_of_their_own():
+    with pytest.raises(ConfigError, match="candidate_order: shuffled"):
+        load_settings(overrides={"candidate_order": "ranked", "votes": 3})
+
+
+@pytest.mark.parametrize("picks, expected", [
+    ([(0, "a", "b"), (1, "a", "c"), (2, "d", "b")], ("a", "b", 2 / 3)),
+    ([(2, "c", "d"), (0, "a", "b"), (1, "b", "a")], ("a", "b", 1 / 3)),  # no majority: the earliest vote's picks
+    ([(0, "a", "b")], ("a", "b", 1 / 3)),                                # two votes of three were invalid
+    ([(0, "a", "b"), (1, "a", "b"), (2, "a", "b")], ("a", "b", 1.0)),
+])
+def test_the_edge_is_the_majority_and_its_agreement_the_weaker_picks_share(picks, expected):
+    edge = consensus(picks, asked=3)
+    assert (edge.liked, edge.disliked, edge.agreement) == pytest.approx(expected)
+
+
+def test_majorities_that_like_and_dislike_one_item_make_no_edge():
+    assert consensus([(0, "a", "b"), (1, "a", "c"), (2, "c", "a"), (3, "d", "a")], asked=4) is None
+    assert consensus([], asked=3) is None
 
 
 def test_placeholders_are_not_knowledge():

@@ -17,6 +17,8 @@ from conftest import IN_A_TERMINAL, LLMAUG, invoke_llmaug
 from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
 from tiny_dataset import BOOKS_CONFIG
 
+from llmaug.candidates.order import display_orders
+
 pytestmark = pytest.mark.slow  # every test here runs llmaug end to end against a server
 
 KEY = "sk-test-9f8e7d6c5b4a39281706"
@@ -57,11 +59,16 @@ def test_all_three_tasks_end_to_end_with_the_papers_sampling(server, books, tmp_
     assert len(server.requests) == 100 and max(server.per_prompt.values()) == 1
     body = server.requests[0]["body"]
     assert (body["temperature"], body["top_p"]) == (0.6, 0.1)
-    # The server's answers reached the dataset: edges name the first and last offered candidate.
+    # The server's answers reached the dataset: edges name the first and last candidate as the
+    # prompt listed them, in the user's shuffled order (candidates' base ranks, recorded).
     edges = (out / "shelf.augedge").read_text(encoding="utf-8").splitlines()[1:]
     pools = dict(line.split("\t") for line in (out / "shelf.candidates").read_text(encoding="utf-8").splitlines()[1:])
-    for user, pos, neg in (line.split("\t") for line in edges):
-        assert (pos, neg) == (pools[user].split()[0], pools[user].split()[-1])
+    orders = {e["entity"]: e["record"]["order"] for e in journal(out) if e["task"] == "edges"}
+    assert len(edges) == 40 and sum(order[0] == 1 for order in orders.values()) < 20  # not the base model's first
+    for user, pos, neg, agreement in (line.split("\t") for line in edges):
+        pool, order = pools[user].split(), orders[user]
+        assert order == list(display_orders(len(pool), "shuffled", manifest(out)["settings"]["seed"], user, 1)[0])
+        assert (pos, neg, agreement) == (pool[order[0] - 1], pool[order[-1] - 1], "1.0")
     assert "stub author" in (out / "shelf.item").read_text(encoding="utf-8")
 
 
@@ -148,11 +155,13 @@ def test_a_committed_journal_rebuilds_the_dataset_without_asking_again(server, b
 
 
 def test_kill_9_then_resume_repeats_no_finished_request(server, books, tmp_path):
+    """Three edge votes per user among the requests: a finished vote is not asked again either."""
     server.behaviour = Behaviour(latency=0.15)
     directory, config = books
     out = tmp_path / "killed"
     command = [*LLMAUG, "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
-               "--model", "openai/stub-llm", "--api-base", server.base_url, "--concurrency", "4"]
+               "--model", "openai/stub-llm", "--api-base", server.base_url, "--concurrency", "4", "--votes", "3",
+               "--min-agreement", "0.5"]
     process = subprocess.Popen(command, env={**os.environ, "OPENAI_API_KEY": KEY}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal_file = out / ".llmaug" / "journal.jsonl"
     deadline = time.time() + 120
@@ -163,17 +172,22 @@ def test_kill_9_then_resume_repeats_no_finished_request(server, books, tmp_path)
     with journal_file.open("a") as fh:  # a torn last line, as a kill in mid-write leaves it
         fh.write('{"key": "torn')
     before = [json.loads(line) for line in journal_file.read_text().splitlines()[:-1] if line.strip()]
-    assert 30 <= len(before) < 100 and not (out / "manifest.json").exists()
+    assert 30 <= len(before) < 180 and not (out / "manifest.json").exists()
     finished_before = dict(server.per_prompt)
 
     resumed = invoke_llmaug(*command[len(LLMAUG):], env={"OPENAI_API_KEY": KEY})
     assert resumed.returncode == 0, resumed.stderr
     counts = manifest(out)["tasks"]
-    assert sum(t["accepted"] for t in counts.values()) == 100
+    assert sum(t["accepted"] for t in counts.values()) == 180 and counts["edges"]["requested"] == 120
     assert sum(t["from_earlier_run"] for t in counts.values()) >= len(before)
     assert manifest(out)["journal_unreadable_lines"] == 1
+    # The stub names the first and last line, and each vote shows another candidate first: no edge
+    # has half of its votes behind both picks, and min_agreement 0.5 drops every one, counted.
+    edges = counts["edges"]
+    assert (edges["written"], edges["no_majority"] + edges["below_min_agreement"]) == (0, 40)
+    assert not (out / f"{out.name}.augedge").exists()
     # Every prompt was answered, and at most the few in flight at the kill were sent twice.
-    assert len(server.per_prompt) == 100
+    assert len(server.per_prompt) == 180
     repeated = [k for k, n in server.per_prompt.items() if n > 1]
     assert len(repeated) <= 4 and all(k in finished_before for k in repeated)
 
@@ -237,12 +251,17 @@ def test_dry_run_estimates_without_sending(server, books, tmp_path):
     assert "edges" in result.stdout and "unpriced" in result.stdout and not (out / "manifest.json").exists()
 
     directory, config = books
-    priced = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(tmp_path / "priced"),
-                        "--quiet", "--model", "openai/gpt-4o-mini", "--dry-run")
-    assert priced.returncode == 0, priced.stderr
-    rows = {line.split()[0]: line.split() for line in priced.stdout.splitlines()[2:5]}
-    assert int(rows["edges"][1]) == 40 and int(rows["items"][1]) == 20
-    assert float(priced.stdout.split("total cost: $")[1]) > 0
+    def priced(*extra: str) -> dict[str, list[str]]:
+        result = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(tmp_path / "priced"),
+                               "--quiet", "--model", "openai/gpt-4o-mini", "--dry-run", *extra)
+        assert result.returncode == 0, result.stderr
+        assert float(result.stdout.split("total cost: $")[1]) > 0
+        return {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:5]}
+
+    one, three = priced(), priced("--votes", "3")
+    assert int(one["edges"][1]) == 40 and int(one["items"][1]) == 20
+    assert int(three["edges"][1]) == 120 and three["items"] == one["items"]  # k votes: k requests per user, k times the cost
+    assert float(three["edges"][4]) == pytest.approx(3 * float(one["edges"][4]), rel=0.05)
 
 
 # llmaug as started from a terminal, where Ctrl-C sends SIGINT to a process whose handler is the
@@ -377,6 +396,19 @@ def test_a_changed_prompt_reasks_only_what_changed_and_fresh_reasks_all(server, 
     fresh = augment(server, books, out, "--tasks", "users,items", "--prompts", str(custom), "--fresh")
     assert fresh.returncode == 0, fresh.stderr
     assert len(server.requests) == 60
+
+
+def test_a_changed_order_or_more_votes_ask_only_the_new_prompts(server, books, tmp_path):
+    out = tmp_path / "orders"
+    asked = []
+    for flags in (["--votes", "3"], [], ["--candidate-order", "ranked"], ["--votes", "3"]):
+        server.requests.clear()
+        result = augment(server, books, out, "--tasks", "edges", *flags)
+        assert result.returncode == 0, result.stderr
+        asked.append(len(server.requests))
+    # Three votes; vote 0 alone (its order unchanged: nothing new); ranked (new prompts); the three again.
+    assert asked == [120, 0, 40, 0]
+    assert manifest(out)["tasks"]["edges"]["from_earlier_run"] == 120
 
 
 def test_a_prompt_the_model_refuses_fails_alone_without_stopping_the_run(server, books, tmp_path):

@@ -47,7 +47,7 @@ class Provider(ABC):
 
     def journal_key(self, task: Task, job: Job) -> str:
         """The key its answer is journaled under (and, in a Batch API request, its custom id)."""
-        return journal_key(task.name, job.entity, self.model, self.request_hash(task, job))
+        return journal_key(task.name, job.entity, self.model, self.request_hash(task, job), job.vote)
 
     def estimate(self, task: Task, jobs: Sequence[Job]) -> tuple[int, int, Optional[float]]:
         """Input tokens, output tokens and cost (``None`` if unpriced) ``jobs`` would take; sends nothing."""

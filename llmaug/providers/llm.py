@@ -126,7 +126,7 @@ class LiteLLMProvider(Provider):
         return lambda messages, **extra: router.acompletion(model=PRIMARY, messages=messages, **extra)
 
     def messages(self, task: Task, job: Job) -> Messages:
-        key = (task.name, job.entity)
+        key = (task.name, *job.slot)
         if key not in self._messages:
             self._messages[key] = self.renderer.render(task, job)
             self.template_hashes[task.name] = self.renderer.template_hash(task.name)
@@ -135,7 +135,7 @@ class LiteLLMProvider(Provider):
     def request_hash(self, task: Task, job: Job) -> str:
         """Of the request as configured: a run that fell back to no ``response_format`` keeps the
         keys, so its answers count as finished for the next run, which would fall back the same way."""
-        key = (task.name, job.entity)
+        key = (task.name, *job.slot)
         if key not in self._hashes:
             payload = json.dumps([self.messages(task, job), self.model, self.sampling, self._response_format(task, job)], sort_keys=True)
             self._hashes[key] = hashlib.sha256(payload.encode()).hexdigest()[:16]
