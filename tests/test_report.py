@@ -19,9 +19,12 @@ from llm_server import Behaviour, LoopbackLLM, good_answer, prompt_schema
 from tiny_dataset import BOOKS_CONFIG, make_books
 
 from llmaug.atomic import float_seq, write_atomic_file, write_text_atomically
+from llmaug.candidates.order import display_orders
 from llmaug.journal import Journal
 from llmaug.report.figures import compute_figures
+from llmaug.report.graph import gini, graph_statistics, interactions, percentiles
 from llmaug.report.run import load_run
+from llmaug.report.stats import wilson
 
 MODEL = "openai/known"
 USERS, ITEMS, POOL = 40, 60, 10
@@ -130,12 +133,65 @@ def test_edge_figures_on_a_run_whose_right_answer_is_known(tmp_path, provider):
     else:  # the same item as the top-ranked baseline for every user: no difference at all
         assert picks["liked"]["minus_top_ranked"] == {"mean": 0.0, "ci": [0.0, 0.0]}
 
-    positions = edges["positions"]
+    # Answers from before orders were recorded were shown the pool ranked: displayed line = rank.
     liked_at = Counter(known.pools[u].index(known.liked[u]) for u in users)
-    assert positions["liked"] == pytest.approx([liked_at[k] / USERS for k in range(POOL)])
-    assert positions["uniform"] == pytest.approx([1 / POOL] * POOL)
-    assert positions["held_out"][0] == pytest.approx(top_rate)
+    for shares in (edges["positions"], edges["ranks"]):
+        assert shares["liked"] == pytest.approx([liked_at[k] / USERS for k in range(POOL)])
+        assert shares["uniform"] == pytest.approx([1 / POOL] * POOL)
+    assert edges["ranks"]["held_out"][0] == pytest.approx(top_rate)
     assert edges["ceiling"] == 1.0  # every constructed pool holds a held-out item
+    assert [(a["agreement"], a["users"]) for a in edges["agreement"]] == [(1.0, USERS)]  # one vote: it agrees with itself
+
+
+def test_votes_in_shuffled_orders_map_back_to_base_ranks_and_agreement_buckets_the_hits(tmp_path):
+    """Three votes per user from an answerer that always names the first and last displayed line
+    (a pure position bias): every pick is at line 1, the picks' base ranks are spread, and the
+    votes never agree, because each vote puts another candidate on line 1."""
+    known = KnownRun(tmp_path, "top-two")
+    settings = {"candidate_order": "shuffled", "votes": 3, "seed": 5, "min_agreement": 0.5}
+    with Journal(known.dir / ".llmaug" / "journal.jsonl") as journal:
+        for user in known.users:
+            for vote, order in enumerate(display_orders(POOL, "shuffled", 5, user, 3)):
+                pool = known.pools[user]
+                record = {"liked": pool[order[0] - 1], "disliked": pool[order[-1] - 1], "shown": [1, POOL], "order": list(order)}
+                journal.append({**entry("edges", user, "accepted", record), "key": f"v{vote}-{user}", "vote": vote})
+            stale = display_orders(POOL, "shuffled", 6, user, 1)[0]  # another seed's order: not this run's answer
+            journal.append({**entry("edges", user, "accepted", {"liked": pool[0], "disliked": pool[1], "shown": [1, 2],
+                                                                "order": list(stale)}), "key": f"stale-{user}"})
+    manifest_file = known.dir / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["settings"].update(settings)
+    manifest_file.write_text(json.dumps(manifest))
+
+    edges = compute_figures(load_run(known.dir))["edges"]
+    assert edges["votes"] == {"order": "shuffled", "asked_per_user": 3, "valid": 3 * USERS, "users_without_majority": 0,
+                              "min_agreement": 0.5, "written": 0}
+    assert edges["positions"]["liked"][0] == 1.0 and edges["positions"]["disliked"][-1] == 1.0
+    first = {u: display_orders(POOL, "shuffled", 5, u, 3)[0] for u in known.users}  # no majority: vote 0's picks
+    liked_rank = Counter(first[u][0] - 1 for u in known.users)
+    assert edges["ranks"]["liked"] == pytest.approx([liked_rank[k] / USERS for k in range(POOL)])
+    assert max(edges["ranks"]["liked"]) < 0.5  # mapped back, the line-1 picks are all over the ranking
+    hits = sum(known.pools[u][first[u][0] - 1] in known.held[u] for u in known.users)
+    assert edges["agreement"] == [{"agreement": pytest.approx(1 / 3), "users": USERS, "liked_hits": hits,
+                                   "liked_rate": pytest.approx(hits / USERS), "ci": pytest.approx(wilson(hits, USERS)),
+                                   "random": pytest.approx(edges["baselines"]["random"]["rate"])}]
+    assert edges["graph"]["augmented_edges"] == 0  # below min_agreement, none written
+    assert edges["graph"]["with_augmented"] == edges["graph"]["training"]
+
+
+def test_graph_statistics_of_a_graph_worked_by_hand():
+    # u1: a b c, u2: a b, u3: a. Item degrees a3 b2 c1 d0; user degrees 3, 2, 1.
+    users, items = interactions({"u1": ["a", "b", "c"], "u2": ["a", "b"], "u3": ["a", "a"]})
+    stats = graph_statistics(users, items, ["a", "b", "c", "d"], least_popular={"c", "d"})
+    assert (stats["users"], stats["items"], stats["edges"]) == (3, 4, 6)
+    assert stats["density"] == pytest.approx(6 / 12)
+    # Gini of (0, 1, 2, 3): sum_i sum_j |x_i - x_j| / (2 n^2 mean) = 20 / (2 * 16 * 1.5)
+    assert stats["item_degree_gini"] == pytest.approx(20 / 48)
+    assert stats["least_popular_half_share"] == pytest.approx(1 / 6)
+    ends = np.array([(3, 3), (3, 2), (3, 1), (2, 3), (2, 2), (1, 3)], dtype=float)  # (user degree, item degree) per edge
+    assert stats["degree_assortativity"] == pytest.approx(np.corrcoef(ends[:, 0], ends[:, 1])[0, 1])
+    assert gini(np.array([5, 5, 5])) == 0.0
+    assert percentiles(pd.Series([0, 1, 2, 3], index=list("dcba")))["a"] == 100.0
 
 
 def test_profile_and_attribute_figures_on_known_answers(tmp_path):
@@ -182,9 +238,9 @@ def test_run_figures_count_failures_reasks_and_ignore_other_models(tmp_path):
 # -- a real run through the CLI, judged by the CLI, seen in a browser ------------------------------
 @pytest.fixture(scope="module")
 def llm_run(tmp_path_factory) -> Path:
-    """The tiny book dataset augmented through a real OpenAI-compatible server: every edge answer
-    names the first and last candidate, some users' answers are always invalid (failures with raw
-    answers), and every profile is asked twice (prose first)."""
+    """The tiny book dataset augmented through a real OpenAI-compatible server, three votes per user:
+    every edge answer names the first and last displayed candidate, some users' answers are always
+    invalid (failures with raw answers), and every profile is asked twice (prose first)."""
     root = tmp_path_factory.mktemp("report")
     directory = make_books(root / "data")
     config = root / "books.yaml"
@@ -198,14 +254,16 @@ def llm_run(tmp_path_factory) -> Path:
     out = root / "shelf"
     with LoopbackLLM(Behaviour(decide=decide)) as server:
         result = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
-                            "--model", "openai/stub-llm", "--api-base", server.base_url, env={"OPENAI_API_KEY": "sk-test"})
+                            "--model", "openai/stub-llm", "--api-base", server.base_url, "--votes", "3",
+                            env={"OPENAI_API_KEY": "sk-test"})
     assert result.returncode == 0, result.stderr
     return out
 
 
 # What must be on screen: the edge charts and table, the profile charts, the attribute table, the
 # run table and the user search.
-FIGURES = ["#edges svg.chart", "#edge-table", "#profiles svg.chart", "#attributes table", "#run-table", "#user-search"]
+FIGURES = ["#edges svg.chart", "#edge-table", "#agreement-table", "#popularity-table", "#graph-table", "#profiles svg.chart",
+           "#attributes table", "#run-table", "#user-search"]
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -228,13 +286,19 @@ def test_report_command_on_a_real_llm_run(llm_run):
     assert written["edges"]["failed"] > 0 and written["users"]["reasked"] == 40
     assert all('"liked": 99' in e["raw"] and "99 is not a candidate number" in e["error"] for e in tasks["edges"]["failure_examples"])
     assert figures["run"]["structured_output"] == manifest["llm"]["structured_output_used"]
-    # The stub always likes the first candidate and dislikes the last: the liked pick *is* the
-    # top-ranked baseline, and all picks sit at the pool's two ends.
+    # The stub always likes the first displayed candidate and dislikes the last: every pick sits
+    # at the list's two ends, each vote shows another candidate first, so no two votes agree.
     edges = figures["edges"]
-    assert edges["users"] == written["edges"]["accepted"]
-    assert edges["picks"]["liked"]["rate"] == edges["baselines"]["top_ranked"]["rate"]
+    assert edges["users"] == written["edges"]["written"]
+    assert edges["votes"]["users_without_majority"] == written["edges"]["no_majority"]
+    assert [tasks["edges"][k] for k in ("requested", "accepted")] == [3 * 40, edges["votes"]["valid"]]
     assert edges["positions"]["liked"][0] == 1.0 and edges["positions"]["disliked"][-1] == 1.0
+    assert max(edges["ranks"]["liked"]) < 1.0
+    assert [a["agreement"] for a in edges["agreement"]] == [pytest.approx(1 / 3)]
+    augedge = rows(llm_run / f"{llm_run.name}.augedge")
+    assert len(augedge) == edges["users"] and {float(a) for *_, a in augedge} == {0.3333}
     assert "edges (" in result.stdout and "held-out share of the liked pick" in result.stdout
+    assert "100% of the liked picks come from line 1 of 5 (shuffled order" in result.stdout
 
 
 @pytest.mark.slow
@@ -249,7 +313,7 @@ def test_the_page_in_a_browser_shows_figures_and_a_user_and_requests_nothing(llm
         for user, item, *_ in rows(llm_run / f"{name}.{part}.inter"):
             held.setdefault(user, set()).add(item)
     titles = {item: title for item, title, *_ in rows(llm_run / f"{name}.item")}
-    edges = {user: (pos, neg) for user, pos, neg in rows(llm_run / f"{name}.augedge")}
+    edges = {user: (pos, neg) for user, pos, neg, _ in rows(llm_run / f"{name}.augedge")}
     # A user whose candidates include a held-out item, so every kind of mark is on show.
     user = next(u for u in sorted(edges) if held.get(u, set()) & set(pools[u]))
 
@@ -258,7 +322,11 @@ def test_the_page_in_a_browser_shows_figures_and_a_user_and_requests_nothing(llm
         shown = page.evaluate("""Object.fromEntries(%s.map(s => [s, [...document.querySelectorAll(s)]
                                  .map(e => e.checkVisibility() && e.getBoundingClientRect().width > 0)]))""" % json.dumps(FIGURES))
         assert all(shown[s] and all(shown[s]) for s in FIGURES), shown
-        assert len(shown["#edges svg.chart"]) == 3  # hit rates, picks per position, held-out per position
+        # hit rates, picks per displayed line, per base rank, held-out per rank, hit rate per agreement
+        assert len(shown["#edges svg.chart"]) == 5
+        graph = page.evaluate("document.getElementById('graph-table').innerText")
+        training = figures["edges"]["graph"]["training"]
+        assert f"{training['edges']:,}" in graph and f"{training['item_degree_gini']:.3f}" in graph
         table = page.evaluate("document.getElementById('edge-table').innerText")
         assert f"{100 * figures['edges']['picks']['liked']['rate']:.1f}%" in table
         assert f"{100 * figures['edges']['baselines']['random']['rate']:.1f}%" in table

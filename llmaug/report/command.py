@@ -27,7 +27,10 @@ def report_command(run_dir: Path, out: Optional[Path], max_users: int, max_items
     RUN_DIR is a finished `llmaug augment` output. Figures, computed from it alone in seconds:
       edges      how often the LLM's liked / disliked pick is one of the user's held-out
                  (validation + test) items, against a random and the top-ranked candidate of
-                 the same pools, with 95% intervals; share of picks per candidate position
+                 the same pools, with 95% intervals; share of picks per displayed line (position
+                 bias) and per base-model rank; with --votes, hit rate per agreement level;
+                 popularity of the picks; the training graph with and without the edges
+                 (density, Gini of item degree, share to the least popular half, assortativity)
       profiles,  fill rate, distinct and most common values per field, empty answers; for
       attributes profiles, an AUC: does the profile embedding rank held-out items first?
       the run    requests, failures (with raw answers), re-asks, tokens, cost, time, and the
@@ -57,6 +60,9 @@ def _print_summary(figures: dict[str, Any]) -> None:
         click.echo(f"edges ({edges['users']:,} users): held-out share of the liked pick {share(picks['liked'])}, "
                    f"disliked pick {share(picks['disliked'])}; random candidate {share(base['random'])}, "
                    f"top-ranked {share(base['top_ranked'])}")
+        spread = edges["positions"]["liked"]
+        click.echo(f"position bias: {100 * max(spread):.0f}% of the liked picks come from line {spread.index(max(spread)) + 1} "
+                   f"of {edges['pool_size']} ({edges['votes']['order']} order; uniform: {100 / edges['pool_size']:.0f}%)")
     auc = (figures["users"] or {}).get("auc", {})
     if "auc" in auc:
         click.echo(f"profiles: AUC {auc['auc']:.3f} [{auc['ci'][0]:.3f}, {auc['ci'][1]:.3f}] "

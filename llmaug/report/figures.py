@@ -14,7 +14,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .run import Run
+from .graph import degrees, graph_statistics, interactions, percentiles
+from .run import Run, Vote
 from .stats import mean_interval, wilson
 
 AUC_USERS = 5000      # profiles scored for the AUC; more users change it by less than its interval
@@ -43,32 +44,39 @@ def compute_figures(run: Run) -> dict[str, Any]:
 
 # -- edges -----------------------------------------------------------------------------------------
 def edge_figures(run: Run) -> Optional[dict[str, Any]]:
-    """Hit rates of the liked and disliked picks against a random and the top-ranked candidate."""
-    accepted = [e for e in run.answers.get("edges", {}).values() if e["status"] == "accepted"]
-    rows = []
-    for entry in accepted:
-        pool = run.candidates.get(entry["entity"], [])
-        liked, disliked = entry["record"]["liked"], entry["record"]["disliked"]
-        if liked in pool and disliked in pool:
-            rows.append((entry["entity"], pool, pool.index(liked), pool.index(disliked)))
-    if not rows:
+    """Hit rates of the edges (each user's majority over votes) against a random and the
+    top-ranked candidate; where the votes' picks fall by displayed position and by base-model rank;
+    whether agreement predicts a hit; the picks' popularity; the graph with and without the edges."""
+    votes, outside = run.edge_votes
+    edges, no_majority = [], 0
+    for user, edge in run.edges.items():
+        if edge is None:
+            no_majority += 1
+        else:
+            pool = run.candidates[user]
+            edges.append((user, pool, pool.index(edge.liked), pool.index(edge.disliked), edge.agreement))
+    if not edges:
         return None
-    n, width = len(rows), max(len(pool) for _, pool, _, _ in rows)
+    n, width = len(edges), max(len(pool) for _, pool, *_ in edges)
     held = np.zeros((n, width), dtype=bool)     # the k-th candidate of user u is held-out
     offered = np.zeros((n, width), dtype=bool)  # user u was offered a k-th candidate
-    for u, (user, pool, _, _) in enumerate(rows):
+    for u, (user, pool, *_) in enumerate(edges):
         offered[u, : len(pool)] = True
         held[u, : len(pool)] = [item in run.held_out.get(user, ()) for item in pool]
     everyone = np.arange(n)
-    liked_at = np.array([r[2] for r in rows])
-    disliked_at = np.array([r[3] for r in rows])
+    liked_at = np.array([e[2] for e in edges])
+    disliked_at = np.array([e[3] for e in edges])
+    agreement = np.array([e[4] for e in edges])
     random = held.sum(1) / offered.sum(1)       # a uniformly random candidate's expected hit
     top = held[:, 0].astype(float)
     random_rate, random_ci = mean_interval(random)
+    liked_hits = held[everyone, liked_at]
+    minimum = float(run.settings.get("min_agreement") or 0.0)
+    written = [(user, pool[liked]) for user, pool, liked, _, a in edges if a >= minimum]
     return {
         "users": n,
         "pool_size": width,
-        "picks_not_in_pool": len(accepted) - n,
+        "picks_not_in_pool": outside,
         "ceiling": float(held.any(1).mean()),  # users with at least one held-out candidate
         "picks": {
             role: _pick(held[everyone, at], random, top)
@@ -78,11 +86,57 @@ def edge_figures(run: Run) -> Optional[dict[str, Any]]:
             "random": {"rate": random_rate, "ci": random_ci},
             "top_ranked": {"hits": int(top.sum()), "rate": float(top.mean()), "ci": wilson(int(top.sum()), n)},
         },
-        "positions": {
+        "votes": {"order": run.settings.get("candidate_order", "ranked"), "asked_per_user": run.votes_asked,
+                  "valid": sum(len(p) for p in votes.values()), "users_without_majority": no_majority,
+                  "min_agreement": minimum, "written": len(written)},
+        "positions": _positions(votes, run.candidates, width),
+        "ranks": {
             "liked": (np.bincount(liked_at, minlength=width) / n).tolist(),
             "disliked": (np.bincount(disliked_at, minlength=width) / n).tolist(),
             "uniform": (offered / offered.sum(1, keepdims=True)).mean(0).tolist(),
             "held_out": (held.sum(0) / np.maximum(offered.sum(0), 1)).tolist(),
+        },
+        "agreement": [
+            {"agreement": float(level), "users": int(chosen.sum()), "liked_hits": int(liked_hits[chosen].sum()),
+             "liked_rate": float(liked_hits[chosen].mean()), "ci": wilson(int(liked_hits[chosen].sum()), int(chosen.sum())),
+             "random": float(random[chosen].mean())}
+            for level in np.unique(agreement) for chosen in [agreement == level]
+        ],
+        **_popularity_and_graph(run, edges, written),
+    }
+
+
+def _positions(votes: dict[str, list[Vote]], pools: dict[str, list[str]], width: int) -> dict[str, list[float]]:
+    """Share of votes picking each displayed line: flat when the order does not sway the LLM."""
+    shown = np.array([v.shown for picks in votes.values() for v in picks]) - 1
+    sizes = np.array([len(pools[v.user]) for picks in votes.values() for v in picks])
+    uniform = (np.arange(width)[None, :] < sizes[:, None]) / sizes[:, None]
+    return {
+        "liked": (np.bincount(shown[:, 0], minlength=width) / len(shown)).tolist(),
+        "disliked": (np.bincount(shown[:, 1], minlength=width) / len(shown)).tolist(),
+        "uniform": uniform.mean(0).tolist(),
+    }
+
+
+def _popularity_and_graph(run: Run, edges: list, written: list[tuple[str, str]]) -> dict[str, Any]:
+    catalogue = list(run.item_text)
+    users, items = interactions(run.train)
+    degree = degrees(items, catalogue)
+    percentile = percentiles(degree).to_dict()
+    pooled = np.array([percentile[i] for _, pool, *_ in edges for i in pool])
+    popularity = {"pool": mean_interval(pooled)}
+    for role, at in (("liked", 2), ("disliked", 3)):
+        popularity[role] = mean_interval(np.array([percentile[e[1][e[at]]] for e in edges]))
+    least_popular = set(degree.sort_values(kind="stable").index[: len(catalogue) // 2])
+    added_users = np.array([user for user, _ in written], dtype=object)
+    added_items = np.array([item for _, item in written], dtype=object)
+    return {
+        "popularity": {role: {"mean_percentile": mean, "ci": ci} for role, (mean, ci) in popularity.items()},
+        "graph": {
+            "training": graph_statistics(users, items, catalogue, least_popular),
+            "with_augmented": graph_statistics(np.concatenate([users, added_users]), np.concatenate([items, added_items]),
+                                               catalogue, least_popular),
+            "augmented_edges": len(written),
         },
     }
 

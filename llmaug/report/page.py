@@ -72,12 +72,14 @@ def _charts(figures: dict[str, Any]) -> dict[str, str]:
             ("a random candidate", baselines["random"]["rate"], baselines["random"]["ci"], "baseline"),
             ("the top-ranked candidate", baselines["top_ranked"]["rate"], baselines["top_ranked"]["ci"], "baseline"),
         ])
-        positions = edges["positions"]
         labels = [str(k + 1) for k in range(edges["pool_size"])]
-        charts["positions"] = svg.columns(labels, [("liked pick", positions["liked"], "liked"),
-                                                   ("disliked pick", positions["disliked"], "disliked")],
-                                          ("uniform choice", positions["uniform"]))
-        charts["held_by_position"] = svg.columns(labels, [("candidate is held-out", positions["held_out"], "baseline")])
+        for chart, shares in (("positions", edges["positions"]), ("ranks", edges["ranks"])):
+            charts[chart] = svg.columns(labels, [("liked pick", shares["liked"], "liked"), ("disliked pick", shares["disliked"], "disliked")],
+                                        ("uniform choice", shares["uniform"]))
+        charts["held_by_rank"] = svg.columns(labels, [("candidate is held-out", edges["ranks"]["held_out"], "baseline")])
+        charts["agreement"] = svg.bars(
+            [(f"agreement {100 * a['agreement']:.0f}%: liked pick", a["liked_rate"], a["ci"], "liked") for a in edges["agreement"]]
+            + [("a random candidate (all)", baselines["random"]["rate"], baselines["random"]["ci"], "baseline")])
     for task in ("users", "items"):
         if figures.get(task):
             charts[task] = svg.bars([(f["field"], f["fill_rate"], None, "fill") for f in figures[task]["fields"]], axis_max=1.0)

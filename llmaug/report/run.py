@@ -19,11 +19,23 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..candidates.order import RANKED, Consensus, consensus, display_orders
 from ..dataset import read_atomic
 from ..errors import DatasetError, OutputError
 from ..journal import Journal
 from ..run_dir import RunDir
 from ..writer import embedding_file
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One accepted edge answer: a user's vote-th order and the picks made under it."""
+
+    user: str
+    vote: int
+    liked: str
+    disliked: str
+    shown: tuple[int, int]  # displayed numbers of the picks (1 = first line)
 
 
 @dataclass
@@ -35,7 +47,7 @@ class Run:
     train: dict[str, list[str]]                 # user -> training items, in file order
     held_out: dict[str, set[str]]               # user -> validation + test items (evaluation only)
     candidates: dict[str, list[str]]            # user -> C_u, best first
-    answers: dict[str, dict[str, dict[str, Any]]]  # task -> entity -> latest journal entry of the run's model
+    answers: dict[str, dict[tuple[str, int], dict[str, Any]]]  # task -> (entity, vote) -> latest entry of the run's model
     items: pd.DataFrame                         # the .item file as text
     other_models: int                           # journal entries of other models, ignored
     unreadable_lines: int
@@ -47,6 +59,34 @@ class Run:
     @property
     def settings(self) -> dict[str, Any]:
         return self.manifest.get("settings", {})
+
+    @property
+    def votes_asked(self) -> int:
+        return int(self.settings.get("votes") or 1)
+
+    @cached_property
+    def edge_votes(self) -> tuple[dict[str, list[Vote]], int]:
+        """Each user's accepted votes among those the run asks, and how many answers name an item
+        outside the user's pool (a journal from other pools), left out."""
+        votes: dict[str, list[Vote]] = {}
+        outside = 0
+        for (user, vote), entry in self.answers.get("edges", {}).items():
+            if vote >= self.votes_asked or entry["status"] != "accepted":
+                continue
+            record, pool = entry["record"], self.candidates.get(user, [])
+            if record["liked"] not in pool or record["disliked"] not in pool:
+                outside += 1
+                continue
+            # An answer from before orders were recorded was shown the pool ranked.
+            shown = record.get("shown") or [pool.index(record["liked"]) + 1, pool.index(record["disliked"]) + 1]
+            votes.setdefault(user, []).append(Vote(user, vote, record["liked"], record["disliked"], tuple(shown)))
+        return votes, outside
+
+    @cached_property
+    def edges(self) -> dict[str, Optional[Consensus]]:
+        """user -> the majority of its votes, as augment computed it; ``None`` where there is none."""
+        return {user: consensus([(v.vote, v.liked, v.disliked) for v in picks], self.votes_asked)
+                for user, picks in self.edge_votes[0].items()}
 
     def file(self, suffix: str) -> Path:
         return self.directory / f"{self.name}.{suffix}"
@@ -101,7 +141,7 @@ def load_run(directory: Path) -> Run:
     if pools_path.is_file():
         pools = _read(pools_path).frame
         candidates = dict(zip(pools["user_id"], (cell.split() for cell in pools["candidates"])))
-    answers, other_models, unreadable = _answers(Journal(run_dir.journal), manifest.get("model"))
+    answers, other_models, unreadable = _answers(Journal(run_dir.journal), manifest.get("model"), manifest.get("settings", {}))
     items = _read(out / f"{name}.item").frame
     return Run(out, manifest, uid_field, iid_field, train, dict(held_out), candidates, answers, items, other_models, unreadable)
 
@@ -119,13 +159,28 @@ def _grouped(frame: pd.DataFrame, key: str, value: str) -> dict[str, list[str]]:
     return {k: list(v) for k, v in frame.groupby(key, sort=False)[value]}
 
 
-def _answers(journal: Journal, model: Optional[str]) -> tuple[dict[str, dict[str, dict[str, Any]]], int, int]:
-    """The latest entry per task and entity among the run's model's entries: what the last run used."""
-    answers: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+def _answers(journal: Journal, model: Optional[str], settings: dict[str, Any]) -> tuple[dict[str, dict[tuple[str, int], dict[str, Any]]], int, int]:
+    """The latest entry per task, entity and vote among the run's model's entries: what the last run
+    used. An edge answer shown another order than the run's settings give is a run's with other
+    settings, reused by none since: left out."""
+    answers: dict[str, dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
     other = 0
+    order_setting, seed, votes = settings.get("candidate_order", RANKED), settings.get("seed", 0), int(settings.get("votes") or 1)
+    orders: dict[tuple[str, int], list[tuple[int, ...]]] = {}
+
+    def shown_in_this_run(user: str, vote: int, order: list[int]) -> bool:
+        if vote >= votes:
+            return False
+        if (user, len(order)) not in orders:
+            orders[user, len(order)] = display_orders(len(order), order_setting, seed, user, votes)
+        return tuple(order) == orders[user, len(order)][vote]
+
     for entry in journal.history():
         if entry.get("model") != model:
             other += 1
             continue
-        answers[entry["task"]][entry["entity"]] = entry
+        slot, order = (entry["entity"], entry.get("vote", 0)), (entry.get("record") or {}).get("order")
+        if order and not shown_in_this_run(*slot, order):
+            continue
+        answers[entry["task"]][slot] = entry
     return dict(answers), other, journal.skipped_lines

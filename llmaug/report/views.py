@@ -46,10 +46,12 @@ def entity_views(run: Run, max_users: int, max_items: int) -> dict[str, Any]:
         history, held = run.train.get(user, []), sorted(run.held_out.get(user, ()), key=_natural)
         view: dict[str, Any] = {"h": history[:LIST_CAP], "hn": len(history), "v": held[:LIST_CAP], "vn": len(held),
                                 "c": run.candidates.get(user, [])}
-        if user in edges:
-            entry = edges[user]
-            view.update({"l": entry["record"]["liked"], "d": entry["record"]["disliked"]} if entry["status"] == "accepted"
-                        else {"ep": _problem(entry)})
+        edge = run.edges.get(user)
+        if edge is not None:
+            view.update({"l": edge.liked, "d": edge.disliked, **({"a": round(edge.agreement, 3)} if run.votes_asked > 1 else {})})
+        elif (user, 0) in edges:  # no majority, or no valid vote: the first vote's word on it
+            entry = edges[user, 0]
+            view.update({"ep": _problem(entry) if entry["status"] != "accepted" else {"status": "no majority across the votes"}})
         if user in profiles:
             entry = profiles[user]
             view.update({"p": _filled(entry["record"])} if entry["status"] == "accepted" else {"pp": _problem(entry)})
@@ -57,10 +59,9 @@ def entity_views(run: Run, max_users: int, max_items: int) -> dict[str, Any]:
     offered, liked, disliked = Counter(), Counter(), Counter()
     for pool in run.candidates.values():
         offered.update(pool)
-    for entry in edges.values():
-        if entry["status"] == "accepted":
-            liked[entry["record"]["liked"]] += 1
-            disliked[entry["record"]["disliked"]] += 1
+    for edge in filter(None, run.edges.values()):
+        liked[edge.liked] += 1
+        disliked[edge.disliked] += 1
     items: dict[str, dict[str, Any]] = {}
     for item in _sample(all_items, max_items):
         view = {"n": [offered[item], liked[item], disliked[item]]}
