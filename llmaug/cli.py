@@ -140,6 +140,7 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, d
     Examples:
       llmaug augment --dataset ml-100k --out runs/ml-100k
       llmaug augment --dataset ml-100k --out runs/local --model local --limit-users 20
+      llmaug augment --dataset ml-100k --out runs/local --model local --votes 3 --min-agreement 0.67
       llmaug augment --dataset ml-100k --out runs/gpt --model openai/gpt-4o-mini --dry-run
       llmaug augment --dataset ml-100k --out runs/gpt --model openai/gpt-4o-mini --batch --dry-run
       llmaug augment --dataset ml-100k --out runs/vllm --model openai/Qwen2.5-7B --api-base http://localhost:8000/v1

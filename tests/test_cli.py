@@ -102,9 +102,12 @@ def test_config_mistakes(tmp_path, books):
     unknown_key.write_text("fields: {title: name, year: null, genre: null}\ntemprature: 3\n")
     lone_replicas = tmp_path / "replicas.yaml"
     lone_replicas.write_text("replicas: [http://127.0.0.1:8001/v1]\n")
+    ranked_votes = tmp_path / "ranked-votes.yaml"
+    ranked_votes.write_text("candidate_order: ranked\nvotes: 3\n")
     for config, message in ((bad_field, "fields.year = 'printed' is not a column"), (bad_yaml, "not valid YAML"),
                             (unknown_key, "temprature"), (tmp_path / "missing.yaml", "cannot read config file"),
-                            (lone_replicas, "replicas are further servers of the model at api_base")):
+                            (lone_replicas, "replicas are further servers of the model at api_base"),
+                            (ranked_votes, "votes ask each user's candidates in orders of their own")):
         out = tmp_path / "out"
         result = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out))
         assert result.returncode == 2, result.stderr

@@ -150,9 +150,12 @@ def test_a_self_hosted_server_gets_the_schema_and_answers_every_request(gemma_se
     pools = dict(line.split("\t") for line in (out / "served.candidates").read_text(encoding="utf-8").splitlines()[1:])
     for entry in entries:
         if entry["task"] == "edges" and entry["status"] == "accepted":
-            offered = pools[entry["entity"]].split()
-            assert entry["record"]["liked"] in offered and entry["record"]["disliked"] in offered
-            assert entry["record"]["liked"] != entry["record"]["disliked"]
+            offered, record = pools[entry["entity"]].split(), entry["record"]
+            assert record["liked"] in offered and record["disliked"] in offered and record["liked"] != record["disliked"]
+            # The model saw the pool shuffled; its numbers map back through the recorded order to base-model ranks.
+            assert sorted(record["order"]) == list(range(1, len(offered) + 1))
+            ranks = [record["order"][number - 1] for number in record["shown"]]
+            assert [offered[rank - 1] for rank in ranks] == [record["liked"], record["disliked"]]
     # Token counts are the server's: its own chat template and tokenizer give the same number.
     settings = load_settings(books[1])
     for entry in [e for e in entries if e["reasks"] == 0 and e["task"] != "edges"][:3]:
