@@ -215,7 +215,8 @@ def test_a_prompt_over_the_context_window_fails_alone(books, tmp_path):
 
 def test_ctrl_c_stops_the_server(books, tmp_path):
     out = tmp_path / "interrupted"
-    process = subprocess.Popen([*IN_A_TERMINAL, *augment_args(books, out, "--model", "local", "--tasks", "users")],
+    # Item prompts are the shortest (~220 tokens): the first answer, after which the interrupt comes, is soonest.
+    process = subprocess.Popen([*IN_A_TERMINAL, *augment_args(books, out, "--model", "local", "--tasks", "items")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         servers = watch(process, until=lambda: journal_lines(out) >= 1)
