@@ -108,6 +108,12 @@ _prompt_set = click.option(
 @click.option("--limit-users", type=int, metavar="N", help="Augment only the first N users (trials, cost control).")
 @click.option("--limit-items", type=int, metavar="N", help="Augment only the first N items.")
 @click.option("--train-fraction", type=float, metavar="F", help="Keep this share of each user's training interactions (sparse regime).")
+@click.option("--split-method", type=click.Choice(["ratio", "leave_one_out"]),
+              help="ratio (default: the `split` shares per user) or leave_one_out (each user's last interaction is test, "
+                   "the one before it validation): RecBole's RS and LS.")
+@click.option("--split-order", type=click.Choice(["random", "time"]),
+              help="random (default, seeded) or time (by the timestamp column: what is held out comes after what "
+                   "prompts see). Sequential recommenders are evaluated on leave_one_out in time order.")
 @click.option("--seed", type=int, metavar="S", help="Seed for the split and the base recommender (default 2024).")
 @click.option("--batch", is_flag=True, default=None,
               help="Send through the provider's Batch API (openai/..., azure/...): half price, no rate limits, answers "

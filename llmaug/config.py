@@ -39,6 +39,8 @@ class Settings(BaseModel):
     item_attributes: list[str]
     user_profile: list[str]
     split: list[float]
+    split_method: Literal["ratio", "leave_one_out"]
+    split_order: Literal["random", "time"]
     seed: int
     train_fraction: float = Field(gt=0, le=1)
     candidate_model: str

@@ -82,6 +82,9 @@ def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:
     _check_ids(inter, (uid_field, iid_field), inter_path)
     _check_ids(item, (iid_field,), item_path)
     _check_roles(settings.fields, item, user, item_path, user_path)
+    if settings.split_order == "time" and time_field(inter.types) is None:
+        raise DatasetError(f"split_order: time orders each user's interactions by their timestamp, and {inter_path.name} "
+                           "has no timestamp column (a float column named like 'timestamp'): use split_order: random")
     item, duplicate_items = _one_row_per_id(item, iid_field, item_path)
     skipped = {"item_duplicate": duplicate_items}
     if user is not None:

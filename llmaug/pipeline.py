@@ -59,7 +59,8 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
     run.check(source.directory)
     with timer("split"), reporter.step("Splitting"):
         usable = usable_interactions(source)
-        split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction)
+        split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction,
+                                   settings.split_method, source.time_field if settings.split_order == "time" else None)
         source, usable = source.split_off(), usable.split_off()
         if "edges" in settings.tasks:
             check_rankable(split.train, source, settings.candidates)

@@ -1,18 +1,26 @@
-"""The one split every step uses: RecBole's per-user ratio split, seeded, on raw rows.
+"""The one split every step uses: RecBole's per-user split, on raw rows.
+
+Two methods, as RecBole's ``eval_args.split``: ``ratio`` (``RS``, the part sizes from RecBole's own
+``_calcu_split_ids``) and ``leave_one_out`` (``LS: valid_and_test``: each user's last interaction is
+test, the one before it validation, as RecBole's ``_split_index_by_leave_one_out`` decides for users
+with fewer than three). Two orders, as ``eval_args.order``: ``random`` (``RO``, seeded) and ``time``
+(``TO``, by the timestamp column), the order sequential recommenders are evaluated in: what is held
+out comes after everything a prompt or the base model sees.
 
 Done here rather than through RecBole's ``Dataset.build`` so rows keep their exact text
-(RecBole would hand back float32 timestamps and normalised ratings); the part sizes come from
-RecBole's own ``_calcu_split_ids`` so a RecBole user gets the split they know.
+(RecBole would hand back float32 timestamps and normalised ratings).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 PARTS = ("train", "valid", "test")
+RATIO, LEAVE_ONE_OUT = "ratio", "leave_one_out"
 
 
 @dataclass(frozen=True)
@@ -34,30 +42,40 @@ def _part_sizes(total: int, ratios: list[float]) -> tuple[int, int]:
 
 
 def split_interactions(
-    inter: pd.DataFrame, uid_field: str, ratios: list[float], seed: int, train_fraction: float = 1.0
+    inter: pd.DataFrame, uid_field: str, ratios: list[float], seed: int, train_fraction: float = 1.0,
+    method: str = RATIO, time_field: Optional[str] = None,
 ) -> Split:
-    """Shuffle each user's rows (seeded) and cut them train/valid/test like RecBole's ``RS`` + ``RO``.
+    """Order each user's rows (seeded shuffle, or by ``time_field`` oldest first) and cut them
+    train/valid/test by ``ratios`` or leave-one-out.
 
     ``train_fraction`` < 1 then keeps that share (at least one row) of each user's training rows,
-    for the sparse regime; validation and test stay as they are.
+    for the sparse regime; validation and test stay as they are. In time order the share kept is
+    the most recent, so a user's sequence runs on into what is held out.
     """
-    rng = np.random.default_rng(seed)
-    # On integer codes rather than the rows: each user's rows in a seeded random order, then each
-    # row's rank within its user. The same parts as shuffling and grouping the frame, in a few
-    # int32 arrays (a million users' 30 M rows: ~120 MB each) instead of copies of the frame.
+    # On integer codes rather than the rows: each user's rows in order, then each row's rank
+    # within its user. The same parts as sorting and grouping the frame, in a few int32 arrays
+    # (a million users' 30 M rows: ~120 MB each) instead of copies of the frame.
     users = pd.factorize(inter[uid_field].to_numpy())[0].astype(np.int32)
-    order = rng.permutation(len(inter)).astype(np.int32)
+    if time_field is None:
+        order = np.random.default_rng(seed).permutation(len(inter)).astype(np.int32)
+    else:  # stable: rows with one timestamp keep the file's order; a row without one goes last
+        order = np.argsort(pd.to_numeric(inter[time_field], errors="coerce").to_numpy(dtype=np.float64), kind="stable").astype(np.int32)
     order = order[np.argsort(users[order], kind="stable")]
     counts = np.bincount(users)
     del users
-    sizes = np.unique(counts)
-    bounds = np.array([_part_sizes(int(n), ratios) for n in sizes], dtype=np.int32)[np.searchsorted(sizes, counts)]  # per user
+    if method == LEAVE_ONE_OUT:
+        held = np.minimum(2, counts - 1)  # a user with one row trains on it; with two, the second is test
+        bounds = np.stack([counts - held, counts - held + (held == 2)], axis=1).astype(np.int32)
+    else:
+        sizes = np.unique(counts)
+        bounds = np.array([_part_sizes(int(n), ratios) for n in sizes], dtype=np.int32)[np.searchsorted(sizes, counts)]  # per user
     user_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)  # order lists user 0's rows, then user 1's, ...
     rank = np.arange(len(order), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
     part = np.where(rank < bounds[user_of, 0], 0, np.where(rank < bounds[user_of, 1], 1, 2)).astype(np.int8)
     if train_fraction < 1.0:
         keep = np.maximum(1, np.ceil(bounds[:, 0] * train_fraction)).astype(np.int32)
-        part[(part == 0) & (rank >= keep[user_of])] = -1  # left out of training, and of every part
+        left_out = rank < (bounds[:, 0] - keep)[user_of] if time_field is not None else rank >= keep[user_of]
+        part[(part == 0) & left_out] = -1  # left out of training, and of every part
     del rank, user_of
     rows = lambda k: inter.iloc[np.sort(order[part == k])]  # noqa: E731  (in the source's order)
     return Split(train=rows(0), valid=rows(1), test=rows(2))

@@ -153,6 +153,29 @@ def test_split_is_recbole_ratio_split_and_reproducible():
         assert (sizes["train"].get(user, 0), sizes["valid"].get(user, 0)) == (first, second - first)
 
 
+def test_leave_one_out_in_time_order_is_recboles_and_holds_out_each_users_latest():
+    from recbole.data.dataset import Dataset
+
+    inter = load_source("ml-100k", load_settings()).inter.frame
+    split = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1, method="leave_one_out", time_field="timestamp")
+    when = lambda frame: frame.assign(t=frame["timestamp"].astype(float)).groupby("user_id")["t"]  # noqa: E731
+    latest_train, valid_time, test_time = when(split.train).max(), when(split.valid).max(), when(split.test).max()
+    assert (split.valid.groupby("user_id").size() == 1).all() and (split.test.groupby("user_id").size() == 1).all()
+    assert (valid_time >= latest_train[valid_time.index]).all() and (test_time >= valid_time[test_time.index]).all()
+    # RecBole's own leave-one-out (LS valid_and_test) on the same time-ordered rows gives the same parts.
+    ordered = inter.assign(t=inter["timestamp"].astype(float)).sort_values("t", kind="stable")
+    grouped = [list(rows) for _, rows in ordered.groupby("user_id", sort=False).groups.items()]
+    train_rows, valid_rows, test_rows = Dataset._split_index_by_leave_one_out(None, grouped, 2)
+    for part, rows in (("train", train_rows), ("valid", valid_rows), ("test", test_rows)):
+        assert sorted(split.parts()[part].index) == sorted(rows), part
+    sparse = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2, method="leave_one_out",
+                                time_field="timestamp")
+    assert sparse.test.equals(split.test) and len(sparse.train) < len(split.train) / 4
+    # A sparse time-ordered split keeps each user's most recent training rows.
+    kept_latest = when(sparse.train).max() == latest_train[when(sparse.train).max().index]
+    assert kept_latest.all()
+
+
 def test_train_fraction_thins_training_only():
     inter = load_source("ml-100k", load_settings()).inter.frame
     full = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1)

@@ -11,9 +11,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import LLMAUG, invoke_llmaug, run_llmaug
+from tiny_dataset import BOOKS_CONFIG
 
 
 def dataset_files(out: Path) -> list[str]:
@@ -104,15 +106,30 @@ def test_config_mistakes(tmp_path, books):
     lone_replicas.write_text("replicas: [http://127.0.0.1:8001/v1]\n")
     ranked_votes = tmp_path / "ranked-votes.yaml"
     ranked_votes.write_text("candidate_order: ranked\nvotes: 3\n")
+    no_time = tmp_path / "no-time.yaml"
+    no_time.write_text(BOOKS_CONFIG + "split_order: time\n")
     for config, message in ((bad_field, "fields.year = 'printed' is not a column"), (bad_yaml, "not valid YAML"),
                             (unknown_key, "temprature"), (tmp_path / "missing.yaml", "cannot read config file"),
                             (lone_replicas, "replicas are further servers of the model at api_base"),
-                            (ranked_votes, "votes ask each user's candidates in orders of their own")):
+                            (ranked_votes, "votes ask each user's candidates in orders of their own"),
+                            (no_time, "has no timestamp column (a float column named like 'timestamp'): use split_order: random")):
         out = tmp_path / "out"
         result = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out))
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_leave_one_out_holds_out_one_interaction_per_user_in_each_part(tmp_path, books):
+    directory, config = books
+    out = tmp_path / "loo"
+    result = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+                           "--tasks", "users", "--split-method", "leave_one_out")
+    assert result.returncode == 0, result.stderr
+    parts = {part: pd.read_csv(out / f"loo.{part}.inter", sep="\t", dtype=str) for part in ("train", "valid", "test")}
+    per_user = {part: frame.iloc[:, 0].value_counts() for part, frame in parts.items()}
+    assert set(per_user["valid"]) == set(per_user["test"]) == {1} and len(per_user["test"]) == 40  # every reader has 5+ books
+    assert json.loads((out / "manifest.json").read_text())["split"] == {part: len(frame) for part, frame in parts.items()}
 
 
 def test_refuses_a_foreign_non_empty_out(tmp_path, books):
