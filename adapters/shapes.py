@@ -145,7 +145,9 @@ def shape_of(model_class: type) -> Shape:
         if klass.__name__ in REFUSED:
             raise ModelError(f"cannot adapt {name}: {REFUSED[klass.__name__]}")
     if getattr(model_class, "type", None) != ModelType.GENERAL:
-        raise ModelError(f"cannot adapt {name}: only general (user-item) recommenders can be adapted")
+        plain = (" (train it plain with --base, on a split in time order: --split-method leave_one_out --split-order time)"
+                 if getattr(model_class, "type", None) == ModelType.SEQUENTIAL else "")
+        raise ModelError(f"cannot adapt {name}: only general (user-item) recommenders can be adapted{plain}")
     required = [
         p for p in inspect.signature(model_class.forward).parameters.values()
         if p.name != "self" and p.default is inspect.Parameter.empty

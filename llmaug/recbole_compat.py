@@ -46,6 +46,25 @@ def trusted_checkpoints() -> Iterator[None]:
             os.environ[key] = previous
 
 
+def any_item_field_in_sequences() -> None:
+    """RecBole 1.2.1 reads sequential benchmark files only when the item id field is called
+    ``item_id``: ``SequentialDataset._benchmark_presets`` reads ``self.item_id_list_field``, an
+    attribute it sets per field name (``book_list_field`` for a field ``book``). Here it is the item
+    id field's list, whatever its name; setting it, as RecBole does for ``item_id``, still works."""
+    from recbole.data.dataset import SequentialDataset
+
+    if isinstance(vars(SequentialDataset).get("item_id_list_field"), property):
+        return
+
+    def read(dataset) -> str:
+        return vars(dataset).get("_item_id_list_field") or dataset.iid_field + dataset.config["LIST_SUFFIX"]
+
+    def write(dataset, value: str) -> None:
+        vars(dataset)["_item_id_list_field"] = value
+
+    SequentialDataset.item_id_list_field = property(read, write)
+
+
 def recbole_config(model: str, dataset_dir: Path, config_dict: Optional[dict[str, Any]] = None, config_files: Optional[list[Path]] = None):
     """A RecBole ``Config`` for an atomic dataset directory (``data_path`` = its parent)."""
     from recbole.config import Config

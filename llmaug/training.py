@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from recbole.config import Config
+from recbole.utils import ModelType
 
 from llmaug.errors import ConfigError, DatasetError, ModelError
+from llmaug.writer import SEQUENTIAL_YAML
 
 PROTOCOL_FILE = Path(__file__).with_name("training.yaml")
 BASE = "base"
@@ -149,13 +151,19 @@ def build_config(
     dataset_yaml = data / "recbole.yaml"
     if not dataset_yaml.is_file():
         raise DatasetError(f"{data} has no recbole.yaml: not an llmaug augment output (see docs/FORMAT.md)")
+    cls = model_class(model)
+    if cls.type == ModelType.SEQUENTIAL:  # its own files: sequences in time order
+        dataset_yaml = data / SEQUENTIAL_YAML
+        if not dataset_yaml.is_file():
+            raise DatasetError(f"{model} is a sequential recommender: it trains on each user's interactions in time order, "
+                               f"which {data.name} was not split in. Augment with --split-method leave_one_out --split-order time")
     for f in config_files:
         if not Path(f).is_file():
             raise ConfigError(f"config file {f} not found")
     files = [str(DEFAULTS_FILE), str(PROTOCOL_FILE), str(dataset_yaml), *map(str, config_files)]
     values = {"data_path": str(data.parent), "seed": seed, **(config_dict or {})}
     try:
-        return RunConfig(model=model_class(model), dataset=data.name, config_file_list=files, config_dict=values)
+        return RunConfig(model=cls, dataset=data.name, config_file_list=files, config_dict=values)
     except ValueError as exc:  # RecBole's "model not found" and similar
         raise ConfigError(str(exc)) from exc
 
@@ -239,7 +247,9 @@ def _train_process(rank: int, job: dict, dist: dict | None, result_file: str | N
     from recbole.utils import init_seed
 
     from llmaug.adapters import adapt
-    from llmaug.recbole_compat import check_model_runs, quiet_recbole, trusted_checkpoints
+    from llmaug.recbole_compat import any_item_field_in_sequences, check_model_runs, quiet_recbole, trusted_checkpoints
+
+    any_item_field_in_sequences()
 
     config_dict = {
         **job["config_dict"],

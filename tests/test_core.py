@@ -96,6 +96,27 @@ def test_majorities_that_like_and_dislike_one_item_make_no_edge():
     assert consensus([], asked=3) is None
 
 
+def test_sequences_are_each_target_with_the_items_before_it_in_time_order():
+    import pandas as pd
+
+    from llmaug.sequences import sequence_parts
+    from llmaug.split import Split
+
+    def rows(*triples):
+        return pd.DataFrame(triples, columns=["u", "i", "t"])
+
+    split = Split(train=rows(("a", "x", "3"), ("a", "w", "1"), ("a", "y", "2"), ("b", "z", "5")),
+                  valid=rows(("a", "v", "4")), test=rows(("a", "q", "9"), ("b", "p", "6")))
+    parts = sequence_parts(split, "u", "i", "t", max_length=3)
+    as_tuples = {part: list(frame.itertuples(index=False, name=None)) for part, frame in parts.items()}
+    assert list(parts["train"].columns) == ["u", "i", "i_list"]
+    assert as_tuples == {
+        "train": [("a", "y", "w"), ("a", "x", "w y")],  # w (t=1) starts a's sequence: nothing before it to predict from
+        "valid": [("a", "v", "w y x")],
+        "test": [("a", "q", "y x v"), ("b", "p", "z")],  # the list keeps the three latest
+    }
+
+
 def test_placeholders_are_not_knowledge():
     assert [clean_text(v) for v in ("Unknown", "N/A", " none. ", "-", "", None, "not specified")] == [None] * 7
     assert clean_text(["Drama", "unknown", "Crime"]) == "Drama, Crime"

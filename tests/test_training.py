@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
 
 from conftest import invoke_llmaug
+from tiny_dataset import BOOKS_CONFIG, make_books
 
 from llmaug.compare import gains, table
 from llmaug.errors import ConfigError, ModelError
@@ -132,9 +134,10 @@ def test_train_command_prints_test_metrics(augmented_ml100k, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, message", [("Pop", "popularity"), ("EASE", "closed-form"), ("NoSuchModel", "NoSuchModel")])
+@pytest.mark.parametrize("model, message", [("Pop", "popularity"), ("EASE", "closed-form"), ("NoSuchModel", "NoSuchModel"),
+                                            ("SASRec --base", "Augment with --split-method leave_one_out --split-order time")])
 def test_train_command_refuses_models_it_cannot_train_in_one_line(augmented_ml100k, tmp_path, model, message):
-    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", model, "--quiet",
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(augmented_ml100k), "--model", *model.split(), "--quiet",
                                          "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
@@ -169,6 +172,30 @@ def test_the_paper_preset_sets_eq7_pruning_and_adamw(augmented_ml100k):
         config = build_config(augmented_ml100k, "LightGCN", config_files=[preset_file("paper")])
     assert (config["learner"], config["weight_decay"]) == ("adamw", 0.01)
     assert (config["llmaug_prune_drops"], config["llmaug_prune_over"], config["llmaug_prune_ratio"]) == ("smallest_losses", "all_triplets", 0.4)
+
+
+@pytest.mark.slow
+def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_order(tmp_path):
+    directory = make_books(tmp_path / "data", time_column="timestamp")
+    config = tmp_path / "books.yaml"
+    config.write_text(BOOKS_CONFIG, encoding="utf-8")
+    out = tmp_path / "shelf"
+    augmented = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+                              "--tasks", "users", "--split-method", "leave_one_out", "--split-order", "time")
+    assert augmented.returncode == 0, augmented.stderr
+    # The test targets are each reader's latest book, after every book of their training sequence.
+    inter = pd.read_csv(directory / f"{directory.name}.inter", sep="\t")
+    inter.columns = [c.split(":")[0] for c in inter.columns]
+    latest = inter.sort_values("timestamp").groupby("reader")["book"].last()
+    test = pd.read_csv(out / "shelf.seqtest.inter", sep="\t", dtype=str)
+    assert dict(zip(test.iloc[:, 0], test.iloc[:, 1])) == latest.to_dict()
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "SASRec", "--base", "--set", "epochs=1",
+                                         "--set", "topk=[5]", "--set", "valid_metric=recall@5", "--quiet", "--out", str(tmp_path / "trained")])
+    assert result.exit_code == 0, result.output
+    assert "SASRec (base, seed" in result.output and "test recall@5" in result.output
+    general = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "BPR", "--base", "--set", "epochs=1",
+                                          "--set", "topk=[5]", "--set", "valid_metric=recall@5", "--quiet", "--out", str(tmp_path / "bpr")])
+    assert general.exit_code == 0, general.output  # the same split, as general recommenders read it
 
 
 @pytest.mark.slow

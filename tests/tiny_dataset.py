@@ -12,11 +12,13 @@ TAGS = ["novel", "poetry", "history", "fantasy", "classic", "drama"]
 AUTHORS = ["Ana Ruiz", "Björn Öst", "Chen Jing", "Dora Lessing", "Émile Roux"]
 
 
-def make_books(root: Path, name: str = "bücher-shelf", users: int = 40, seed: int = 3) -> Path:
+def make_books(root: Path, name: str = "bücher-shelf", users: int = 40, seed: int = 3, time_column: str = "when") -> Path:
+    """``time_column``: "when" is no timestamp to RecBole or llmaug (no "time" in its name); name it
+    "timestamp" for a dataset with one."""
     rng = random.Random(seed)
     directory = root / name
     directory.mkdir(parents=True)
-    rows = ["reader:token\tbook:token\tscore:float\twhen:float"]
+    rows = [f"reader:token\tbook:token\tscore:float\t{time_column}:float"]
     for u in range(users):
         for b in rng.sample(range(len(TITLES)), rng.randint(5, 12)):
             rows.append(f"r{u}\tb{b}\t{rng.randint(1, 5)}\t{1_600_000_000 + rng.randint(0, 10**7)}")
