@@ -145,8 +145,9 @@ def shape_of(model_class: type) -> Shape:
         if klass.__name__ in REFUSED:
             raise ModelError(f"cannot adapt {name}: {REFUSED[klass.__name__]}")
     if getattr(model_class, "type", None) != ModelType.GENERAL:
-        plain = (" (train it plain with --base, on a split in time order: --split-method leave_one_out --split-order time)"
-                 if getattr(model_class, "type", None) == ModelType.SEQUENTIAL else "")
+        kind = getattr(model_class, "type", None)
+        plain = {ModelType.SEQUENTIAL: " (train it plain with --base, on a split in time order: --split-method leave_one_out --split-order time)",
+                 ModelType.CONTEXT: " (train it plain with --base: it reads the LLM's attributes and profile fields as features)"}.get(kind, "")
         raise ModelError(f"cannot adapt {name}: only general (user-item) recommenders can be adapted{plain}")
     required = [
         p for p in inspect.signature(model_class.forward).parameters.values()

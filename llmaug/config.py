@@ -41,6 +41,7 @@ class Settings(BaseModel):
     split: list[float]
     split_method: Literal["ratio", "leave_one_out"]
     split_order: Literal["random", "time"]
+    label_threshold: float
     seed: int
     train_fraction: float = Field(gt=0, le=1)
     candidate_model: str

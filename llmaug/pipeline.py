@@ -117,7 +117,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                             _embed_each_attribute(augmented, settings.item_attributes, encoder, reporter)
         with timer("write"), reporter.step("Writing dataset"):
             files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile,
-                                  sequences=settings.split_order == "time")
+                                  sequences=settings.split_order == "time", label_threshold=settings.label_threshold)
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
         manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, files, index.unusable)
         commit(run.staging, run.out, files, manifest)

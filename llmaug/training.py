@@ -21,7 +21,7 @@ from recbole.config import Config
 from recbole.utils import ModelType
 
 from llmaug.errors import ConfigError, DatasetError, ModelError
-from llmaug.writer import SEQUENTIAL_YAML
+from llmaug.writer import CONTEXT_YAML, SEQUENTIAL_YAML
 
 PROTOCOL_FILE = Path(__file__).with_name("training.yaml")
 BASE = "base"
@@ -157,6 +157,11 @@ def build_config(
         if not dataset_yaml.is_file():
             raise DatasetError(f"{model} is a sequential recommender: it trains on each user's interactions in time order, "
                                f"which {data.name} was not split in. Augment with --split-method leave_one_out --split-order time")
+    elif cls.type == ModelType.CONTEXT:  # labelled rows, item and user columns as features
+        dataset_yaml = data / CONTEXT_YAML
+        if not dataset_yaml.is_file():
+            raise DatasetError(f"{model} is a context-aware (CTR) recommender: it learns from labels, which llmaug makes from "
+                               f"a rating column (positive from label_threshold up), and {data.name} has none")
     for f in config_files:
         if not Path(f).is_file():
             raise ConfigError(f"config file {f} not found")

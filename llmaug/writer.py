@@ -29,6 +29,8 @@ EMBEDDING_FILES = {
     "itemtextemb": ("tid", "item_text_emb", "item"),
 }
 SEQUENTIAL_YAML = "recbole-sequential.yaml"  # the config for RecBole's sequential recommenders, beside recbole.yaml
+CONTEXT_YAML = "recbole-context.yaml"        # and for its context-aware (CTR) recommenders
+FEATURE_TYPES = ("token", "token_seq", "float")  # columns a context-aware model embeds as features
 # One more per generated attribute, its value alone (no item text): the reference's reading,
 # which the adapter's ``llmaug_item_attributes: per_attribute`` trains on.
 ATTRIBUTE_FILE_PREFIX = "itemattremb_"
@@ -72,9 +74,11 @@ def write_dataset(
     item_attributes: list[str],
     user_profile: list[str],
     sequences: bool = False,
+    label_threshold: float = 4.0,
 ) -> list[str]:
     """Write the dataset into ``staging`` (named like ``final_dir``); return the file names.
-    ``sequences`` (a split in time order) adds the parts as sequential recommenders read them."""
+    ``sequences`` (a split in time order) adds the parts as sequential recommenders read them;
+    a rating column adds the config of context-aware models, positives at ``label_threshold``."""
     name = staging.name
     uid, iid = source.uid_field, source.iid_field
     written: list[str] = []
@@ -133,6 +137,12 @@ def write_dataset(
     if sequences:
         write_text_atomically(staging / SEQUENTIAL_YAML, _yaml(final_dir, "SASRec", sequential_config(config, uid, iid)))
         written.append(SEQUENTIAL_YAML)
+    if config["RATING_FIELD"]:
+        item_fields = [c for c, kind in item_types.items() if c != iid and kind in FEATURE_TYPES]
+        user_fields = [c for c, kind in user_types.items() if c != uid and kind in FEATURE_TYPES]
+        context = context_config(config, uid, iid, item_fields, user_fields, label_threshold)
+        write_text_atomically(staging / CONTEXT_YAML, _yaml(final_dir, "DeepFM", context))
+        written.append(CONTEXT_YAML)
     return written
 
 
@@ -176,6 +186,25 @@ def sequential_config(config: dict[str, Any], uid: str, iid: str) -> dict[str, A
         "MAX_ITEM_LIST_LENGTH": MAX_LENGTH,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
         "train_neg_sample_args": None,
+    }
+
+
+def context_config(config: dict[str, Any], uid: str, iid: str, item_fields: list[str], user_fields: list[str],
+                   threshold: float) -> dict[str, Any]:
+    """The same dataset for RecBole's context-aware (CTR) models: every interaction a labelled row,
+    positive when its rating reaches ``threshold``; the item and user columns as their features,
+    the LLM's attributes (``attr_*``) and profile fields (``profile_*``) among them; evaluated as
+    RecBole evaluates them, AUC and LogLoss on the labelled rows."""
+    rating = config["RATING_FIELD"]
+    keep = ("data_path", "USER_ID_FIELD", "ITEM_ID_FIELD", "RATING_FIELD", "TIME_FIELD", "benchmark_filename", "normalize_all")
+    return {
+        **{key: config[key] for key in keep},
+        "load_col": {"inter": [uid, iid, rating], "item": [iid, *item_fields], "user": [uid, *user_fields]},
+        "threshold": {rating: threshold},
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": None, "mode": "labeled"},
+        "train_neg_sample_args": None,
+        "metrics": ["AUC", "LogLoss"],
+        "valid_metric": "AUC",
     }
 
 

@@ -199,6 +199,31 @@ def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_orde
 
 
 @pytest.mark.slow
+def test_a_context_aware_model_trains_plain_on_labels_with_the_llms_attributes_as_features(tmp_path):
+    directory = make_books(tmp_path / "data", rating_column="rating")
+    config = tmp_path / "books.yaml"
+    config.write_text(BOOKS_CONFIG, encoding="utf-8")
+    out = tmp_path / "shelf"
+    augmented = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
+                              "--tasks", "users,items")
+    assert augmented.returncode == 0, augmented.stderr
+    with quiet_recbole():
+        context = build_config(out, "DeepFM")
+        from recbole.data import create_dataset
+
+        dataset = create_dataset(context)
+    # The offline provider states each book's author: a feature of every labelled row, beside the profiles.
+    assert {"attr_author", "profile_favourite_author"} <= set(dataset.field2type)
+    assert context["threshold"] == {"rating": 4.0} and context["valid_metric"] == "AUC"
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "DeepFM", "--base", "--set", "epochs=1",
+                                         "--quiet", "--out", str(tmp_path / "trained")])
+    assert result.exit_code == 0, result.output
+    assert "DeepFM (base, seed" in result.output and "test auc" in result.output and "test logloss" in result.output
+    refused = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "DeepFM", "--quiet", "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and "train it plain with --base" in refused.output
+
+
+@pytest.mark.slow
 def test_per_attribute_item_features_are_one_feature_per_stated_attribute(books, tmp_path):
     from llmaug.adapters import preset_file
     from llmaug.adapters.settings import AdapterSettings

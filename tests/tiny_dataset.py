@@ -12,13 +12,14 @@ TAGS = ["novel", "poetry", "history", "fantasy", "classic", "drama"]
 AUTHORS = ["Ana Ruiz", "Björn Öst", "Chen Jing", "Dora Lessing", "Émile Roux"]
 
 
-def make_books(root: Path, name: str = "bücher-shelf", users: int = 40, seed: int = 3, time_column: str = "when") -> Path:
-    """``time_column``: "when" is no timestamp to RecBole or llmaug (no "time" in its name); name it
-    "timestamp" for a dataset with one."""
+def make_books(root: Path, name: str = "bücher-shelf", users: int = 40, seed: int = 3, time_column: str = "when",
+               rating_column: str = "score") -> Path:
+    """``time_column`` "when" and ``rating_column`` "score" are no timestamp and no rating to llmaug
+    (neither name says so); name them "timestamp" and "rating" for a dataset with them."""
     rng = random.Random(seed)
     directory = root / name
     directory.mkdir(parents=True)
-    rows = [f"reader:token\tbook:token\tscore:float\t{time_column}:float"]
+    rows = [f"reader:token\tbook:token\t{rating_column}:float\t{time_column}:float"]
     for u in range(users):
         for b in rng.sample(range(len(TITLES)), rng.randint(5, 12)):
             rows.append(f"r{u}\tb{b}\t{rng.randint(1, 5)}\t{1_600_000_000 + rng.randint(0, 10**7)}")
