@@ -9,6 +9,7 @@ answers 503 for a while.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
@@ -28,6 +29,7 @@ class BatchBehaviour:
     expire: Callable[[int], bool] = lambda number: False             # this batch (1, 2...) expires with half answered
     fail: Callable[[str], Optional[int]] = lambda custom_id: None    # an HTTP status for this request inside the batch
     flaky_retrieves: int = 0                                         # the first N status requests get HTTP 503
+    lost_retrieves: int = 0                                          # the next N status requests are never answered
 
     def __post_init__(self) -> None:
         self.hold.set()
@@ -90,6 +92,9 @@ class LoopbackBatchAPI(LoopbackLLM):
         if self.batch.flaky_retrieves:
             self.batch.flaky_retrieves -= 1
             return web.json_response({"error": {"message": "overloaded", "type": "test"}}, status=503)
+        if self.batch.lost_retrieves:
+            self.batch.lost_retrieves -= 1
+            await asyncio.sleep(3600)  # as a request lost with its connection: no answer, no error
         batch = self.batches[request.match_info["id"]]
         if batch["status"] == "validating":
             batch["status"] = "in_progress"

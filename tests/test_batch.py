@@ -34,7 +34,8 @@ def server():
 @pytest.fixture
 def config(tmp_path) -> Path:
     path = tmp_path / "batch.yaml"
-    path.write_text(BOOKS_CONFIG + "batch_poll_seconds: 0.05\nbatch_max_requests: 15\n")
+    # On the loopback a call unanswered in 10 s is lost (a dropped connection): retried, not awaited for litellm's 600 s.
+    path.write_text(BOOKS_CONFIG + "batch_poll_seconds: 0.05\nbatch_max_requests: 15\ntimeout: 10\n")
     return path
 
 
@@ -131,8 +132,12 @@ def test_an_expired_batch_and_failed_requests_are_counted_and_only_they_are_aske
 def test_invalid_answers_are_reasked_in_a_further_batch_with_the_error(server, books, config, tmp_path):
     server.behaviour = Behaviour(decide=lambda n, messages: ("ok", "I think the first one.") if n == 1 else ("ok", None))
     server.batch.flaky_retrieves = 2  # a passing 503 while following is retried, not fatal
+    server.batch.lost_retrieves = 1   # and so is a status request never answered, once its timeout is up
     out = tmp_path / "reasked"
+    config.write_text(config.read_text().replace("timeout: 10", "timeout: 1"))
+    started = time.monotonic()
     result = augment(server, books, config, out, "--tasks", "items")
+    assert time.monotonic() - started < 60  # not litellm's default 600 s
     assert result.returncode == 0, result.stderr
     counts = manifest(out)["tasks"]["items"]
     assert counts["accepted"] == 20 and counts["reasked"] == 20
@@ -140,7 +145,7 @@ def test_invalid_answers_are_reasked_in_a_further_batch_with_the_error(server, b
     reask = next(r["body"]["messages"] for r in server.requests if len(r["body"]["messages"]) > 2)
     assert reask[-2]["content"] == "I think the first one." and "invalid" in reask[-1]["content"]
     assert {c.rsplit("-r", 1)[-1] for c in server.asked if "-r" in c} == {"1"}
-    assert server.batch.flaky_retrieves == 0
+    assert server.batch.flaky_retrieves == server.batch.lost_retrieves == 0
 
 
 def test_a_killed_run_resumes_its_batches_and_creates_none_twice(server, books, config, tmp_path):

@@ -26,6 +26,9 @@ from .ledger import Ledger, Submission
 ENDPOINT = "/v1/chat/completions"
 MAX_FILE_BYTES = 190 * 2**20   # the API takes files up to 200 MB
 ENDED = frozenset({"completed", "expired", "cancelled", "failed"})
+CONTROL_TIMEOUT_S = 60.0    # a Files/Batches call that moves no file: unanswered by then, it is lost
+TRANSFER_TIMEOUT_S = 600.0  # uploading or downloading a batch file (up to 190 MB)
+TRANSFERS = ("create_file", "file_content")
 Request = tuple[str, Job, Messages, Optional[list]]  # custom id, job, messages, [reasks, tokens in, out, cost] so far
 FileLines = tuple[list[bytes], dict[str, list]]       # a request file's lines, and what its re-asks carry
 PROVIDERS = frozenset({"openai", "azure"})  # litellm's Files and Batches functions reach these with chat completions
@@ -212,12 +215,17 @@ class BatchProvider(LiteLLMProvider):
         """One Files/Batches call. A passing fault (connection, 429, 5xx) is retried with back-off,
         as a live request would be: following a batch takes hours. Anything else stops the run
         with one line; the ledger keeps what was created."""
+        import openai  # litellm's Files/Batches calls let the SDK's own timeout and connection errors through
+
         litellm = self.litellm
         passing = (litellm.APIConnectionError, litellm.Timeout, litellm.RateLimitError, litellm.ServiceUnavailableError,
-                   litellm.InternalServerError)
+                   litellm.InternalServerError, openai.APIConnectionError)
+        # litellm waits 600 s by default: a call lost on the way (a dropped connection) would stall
+        # the run for ten minutes before its retry. Only moving a batch file may take that long.
+        timeout = self.settings.timeout or (TRANSFER_TIMEOUT_S if name in TRANSFERS else CONTROL_TIMEOUT_S)
         for attempt in range(self.settings.num_retries + 1):
             try:
-                return await getattr(litellm, f"a{name}")(**params, **self.api)
+                return await getattr(litellm, f"a{name}")(**params, **self.api, timeout=timeout)
             except Exception as exc:
                 if not isinstance(exc, passing) or attempt == self.settings.num_retries:
                     raise ProviderError(f"{self.model} Batch API, {name}: {type(exc).__name__}: {_first_line(exc)}") from None
