@@ -131,7 +131,7 @@ def write_dataset(
         written.append(f"{name}.{suffix}")
 
     attribute_fields = {a: embedding_file(attribute_suffix(a))[0] for a in item_attributes if attribute_suffix(a) in vectors}
-    config = recbole_config(final_dir, source, list(vectors), attribute_fields if data.attributes else None)
+    config = dataset_config(final_dir, source, list(vectors), attribute_fields if data.attributes else None)
     write_text_atomically(staging / "recbole.yaml", _yaml(final_dir, "BPR", config))
     written.append("recbole.yaml")
     if sequences:
@@ -146,7 +146,7 @@ def write_dataset(
     return written
 
 
-def recbole_config(directory: Path, source: SourceDataset, embedding_suffixes: list[str], attribute_fields: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def dataset_config(directory: Path, source: SourceDataset, embedding_suffixes: list[str], attribute_fields: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """The dataset's RecBole config; ``attribute_fields`` (attribute -> id field of its own vectors,
     empty when no attribute got a value) is written where the items task ran, for the adapter."""
     inter_types = source.inter.types
