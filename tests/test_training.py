@@ -174,15 +174,22 @@ def test_the_paper_preset_sets_eq7_pruning_and_adamw(augmented_ml100k):
     assert (config["llmaug_prune_drops"], config["llmaug_prune_over"], config["llmaug_prune_ratio"]) == ("smallest_losses", "all_triplets", 0.4)
 
 
-@pytest.mark.slow
-def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_order(tmp_path):
-    directory = make_books(tmp_path / "data", time_column="timestamp")
+def augmented_books(tmp_path: Path, flags: list[str], **columns: str) -> tuple[Path, Path]:
+    """The book dataset made with ``columns`` (make_books' time and rating column names), augmented
+    offline with ``flags``: (source directory, output directory)."""
+    directory = make_books(tmp_path / "data", **columns)
     config = tmp_path / "books.yaml"
     config.write_text(BOOKS_CONFIG, encoding="utf-8")
     out = tmp_path / "shelf"
-    augmented = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
-                              "--tasks", "users", "--split-method", "leave_one_out", "--split-order", "time")
+    augmented = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet", *flags)
     assert augmented.returncode == 0, augmented.stderr
+    return directory, out
+
+
+@pytest.mark.slow
+def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_order(tmp_path):
+    directory, out = augmented_books(tmp_path, ["--tasks", "users", "--split-method", "leave_one_out", "--split-order", "time"],
+                                     time_column="timestamp")
     # The test targets are each reader's latest book, after every book of their training sequence.
     inter = pd.read_csv(directory / f"{directory.name}.inter", sep="\t")
     inter.columns = [c.split(":")[0] for c in inter.columns]
@@ -200,13 +207,7 @@ def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_orde
 
 @pytest.mark.slow
 def test_a_context_aware_model_trains_plain_on_labels_with_the_llms_attributes_as_features(tmp_path):
-    directory = make_books(tmp_path / "data", rating_column="rating")
-    config = tmp_path / "books.yaml"
-    config.write_text(BOOKS_CONFIG, encoding="utf-8")
-    out = tmp_path / "shelf"
-    augmented = invoke_llmaug("augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
-                              "--tasks", "users,items")
-    assert augmented.returncode == 0, augmented.stderr
+    _, out = augmented_books(tmp_path, ["--tasks", "users,items"], rating_column="rating")
     with quiet_recbole():
         context = build_config(out, "DeepFM")
         from recbole.data import create_dataset

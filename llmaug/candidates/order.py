@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-RANKED, SHUFFLED = "ranked", "shuffled"
+RANKED = "ranked"
 
 
 def display_orders(pool_size: int, order: str, seed: int, user: str, votes: int) -> list[tuple[int, ...]]:

@@ -21,12 +21,14 @@ def points(difference: dict) -> str:
 
 
 def main(arguments: list[str]) -> None:
+    reports = {}  # condition -> its report's edge figures, read once
+    for argument in arguments:
+        name, directory = argument.split("=", 1)
+        reports[name] = json.loads((Path(directory) / "report.json").read_text(encoding="utf-8"))["edges"]
     print("| condition | users with an edge | liked pick held-out | minus random | minus top-ranked | disliked pick held-out "
           "| minus random | liked at line 1 | liked at rank 1 | liked popularity pct (pool) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for argument in arguments:
-        name, directory = argument.split("=", 1)
-        edges = json.loads((Path(directory) / "report.json").read_text(encoding="utf-8"))["edges"]
+    for name, edges in reports.items():
         liked, disliked = edges["picks"]["liked"], edges["picks"]["disliked"]
         popularity = edges["popularity"]
         print(f"| {name} | {edges['users']} | {share(liked)} | {points(liked['minus_random'])} | {points(liked['minus_top_ranked'])} "
@@ -36,20 +38,17 @@ def main(arguments: list[str]) -> None:
     print()
     print("| condition | agreement | users | liked pick held-out | a random candidate |")
     print("|---|---|---|---|---|")
-    for argument in arguments:
-        name, directory = argument.split("=", 1)
-        for level in json.loads((Path(directory) / "report.json").read_text(encoding="utf-8"))["edges"]["agreement"]:
+    for name, edges in reports.items():
+        for level in edges["agreement"]:
             low, high = level["ci"]
             print(f"| {name} | {100 * level['agreement']:.0f}% | {level['users']} | {100 * level['liked_rate']:.1f}% "
                   f"[{100 * low:.1f}, {100 * high:.1f}] | {100 * level['random']:.1f}% |")
     print()
     print("| condition | graph | edges | density | item-degree Gini | share to the least popular half | degree assortativity |")
     print("|---|---|---|---|---|---|---|")
-    for argument in arguments:
-        name, directory = argument.split("=", 1)
-        graph = json.loads((Path(directory) / "report.json").read_text(encoding="utf-8"))["edges"]["graph"]
+    for name, edges in reports.items():
         for part in ("training", "with_augmented"):
-            g = graph[part]
+            g = edges["graph"][part]
             print(f"| {name} | {part.replace('_', ' ')} | {g['edges']:,} | {g['density']:.5f} | {g['item_degree_gini']:.4f} "
                   f"| {100 * g['least_popular_half_share']:.2f}% | {g['degree_assortativity']:.4f} |")
 
