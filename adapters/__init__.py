@@ -10,7 +10,7 @@ departs from LLMRec as published to the paper's reading (docs/PAPER.md); pass it
 
 from .model import AdapterMixin, adapt
 from .settings import DEFAULTS_FILE, PRESETS, AdapterSettings, preset_file
-from .shapes import REFUSED, REGISTRY, Shape, forward_shape, shape_of, tables_shape
+from .shapes import REFUSED, REGISTRY, Shape, forward_shape, sequence_shape, shape_of, tables_shape
 
 __all__ = ["adapt", "AdapterMixin", "AdapterSettings", "DEFAULTS_FILE", "PRESETS", "REGISTRY", "REFUSED", "Shape",
-           "forward_shape", "preset_file", "tables_shape", "shape_of"]
+           "forward_shape", "preset_file", "sequence_shape", "tables_shape", "shape_of"]

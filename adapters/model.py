@@ -16,6 +16,7 @@ adapted model trains exactly as the base model does (the support-matrix test che
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Callable
 
@@ -30,7 +31,8 @@ from .features import FeatureEncoder, load_side_features, normalized_adjacency
 from .losses import bpr_per_triplet, pruned
 from .mae import MaskedFeatureAutoencoder
 from .settings import ALL_TRIPLETS, AdapterSettings
-from .shapes import FORWARD, Shape, shape_of
+from .sequences import training_sequences
+from .shapes import FORWARD, SEQUENCE, Shape, shape_of
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +129,22 @@ class FeatureEmbedding(nn.Embedding):
 
     term: Callable[[], torch.Tensor]  # the adapter's user_term or item_term
 
+    def _term(self) -> torch.Tensor:
+        term = self.term()
+        if self.padding_idx is None:
+            return term
+        # The padding row stays zero: sequences (and SimpleX's histories) are padded with it, and a
+        # model may sum or score every position (STAMP averages them; a CE loss scores item 0 too).
+        return term.index_fill(0, torch.tensor([self.padding_idx], device=term.device), 0.0)
+
     @property
     def weight(self) -> torch.Tensor:
-        return self._parameters["weight"] + self.term()
+        return self._parameters["weight"] + self._term()
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         own = F.embedding(ids, self._parameters["weight"], self.padding_idx, self.max_norm, self.norm_type,
                           self.scale_grad_by_freq, self.sparse)
-        return own + self.term()[ids]
+        return own + self._term()[ids]
 
 
 class AdapterMixin:
@@ -150,12 +160,13 @@ class AdapterMixin:
             self.llmaug = Adapter(config, dataset, dim)
         else:
             tables = self._llmaug_tables()
-            self.llmaug = Adapter(config, dataset, tables[0][0].embedding_dim)
+            self.llmaug = Adapter(config, dataset, tables[0][1].embedding_dim)
             if self.llmaug.substitutes:
                 for user_table, item_table in tables:
                     for table, term in ((user_table, self.llmaug.user_term), (item_table, self.llmaug.item_term)):
-                        table.__class__ = FeatureEmbedding
-                        table.term = term
+                        if table is not None:  # a sequential model has no user table
+                            table.__class__ = FeatureEmbedding
+                            table.term = term
         settings = self.llmaug.settings
         if settings.prune_over == ALL_TRIPLETS and settings.prune_ratio > 0 and not self.llmaug_shape.bpr_loss:
             raise ModelError(
@@ -190,15 +201,16 @@ class AdapterMixin:
     def _llmaug_tables(self) -> list[tuple[nn.Embedding, nn.Embedding]]:
         tables, dims = [], set()
         for user_name, item_name in self.llmaug_shape.tables:
-            pair = getattr(self, user_name, None), getattr(self, item_name, None)
-            counts = (self.n_users, self.n_items)
-            if not all(type(t) is nn.Embedding and t.num_embeddings == n for t, n in zip(pair, counts)):
+            pair = getattr(self, user_name, None) if user_name else None, getattr(self, item_name, None)
+            counts = (getattr(self, "n_users", None), self.n_items)
+            named = (user_name, item_name)
+            if not all(type(t) is nn.Embedding and t.num_embeddings == n for t, n, name in zip(pair, counts, named) if name):
+                wanted = f"tables of its {self.n_users} users and {self.n_items} items" if user_name else f"a table of its {self.n_items} items"
                 raise ModelError(
-                    f"cannot adapt {type(self).__name__}: {user_name}/{item_name} are not nn.Embedding "
-                    f"tables of its {self.n_users} users and {self.n_items} items"
+                    f"cannot adapt {type(self).__name__}: {'/'.join(filter(None, named))} are not nn.Embedding {wanted}"
                 )
             tables.append(pair)
-            dims |= {t.embedding_dim for t in pair}
+            dims |= {t.embedding_dim for t in pair if t is not None}
         if len(dims) != 1:
             names = ", ".join(f"{u}/{i}" for u, i in self.llmaug_shape.tables)
             raise ModelError(
@@ -289,6 +301,61 @@ class ForwardAdapterMixin(AdapterMixin):
         return out
 
 
+class SequenceAdapterMixin(AdapterMixin):
+    """For sequential models: the item table returns h_i, and the representation forward() gives a
+    sequence gets w1 * f_u of the sequence's user. forward() takes no user id, so the user ids of
+    the batch being scored are set around each call of the model's own methods. The LLM triplets
+    are scored on each user's training sequence (``sequences``)."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self._llmaug_users = None  # the user of each sequence forward() is encoding now
+        width = config["MAX_ITEM_LIST_LENGTH"]
+        sequences, lengths = training_sequences(dataset, width)
+        self.register_buffer("llmaug_sequences", sequences, persistent=False)
+        self.register_buffer("llmaug_sequence_lengths", lengths, persistent=False)
+        edges = self.llmaug.aug_edges
+        if len(edges):
+            scored = lengths[edges[:, 0]] > 0
+            if not scored.all():
+                log.warning("%d of %d LLM triplets left out: their users have no training sequence (a single "
+                            "training interaction predicts nothing)", int((~scored).sum()), len(edges))
+                self.llmaug.aug_edges = edges[scored]
+
+    @contextlib.contextmanager
+    def _llmaug_users_are(self, users: torch.Tensor):
+        previous, self._llmaug_users = self._llmaug_users, users
+        try:
+            yield
+        finally:
+            self._llmaug_users = previous
+
+    def forward(self, item_seq, item_seq_len, *args, **kwargs):
+        out = super().forward(item_seq, item_seq_len, *args, **kwargs)
+        if self.llmaug.substitutes and self._llmaug_users is not None:
+            out = out + self.llmaug.user_term()[self._llmaug_users]
+        return out
+
+    def calculate_loss(self, interaction):
+        with self._llmaug_users_are(interaction[self.USER_ID]):
+            return super().calculate_loss(interaction)
+
+    def predict(self, interaction):
+        with self._llmaug_users_are(interaction[self.USER_ID]):
+            return super().predict(interaction)
+
+    def full_sort_predict(self, interaction):
+        with self._llmaug_users_are(interaction[self.USER_ID]):
+            return super().full_sort_predict(interaction)
+
+    def _llmaug_scores(self, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        user, pos, neg = edges.unbind(dim=1)
+        with self._llmaug_users_are(user):
+            sequences = self.forward(self.llmaug_sequences[user], self.llmaug_sequence_lengths[user])
+        items = getattr(self, self.llmaug_shape.tables[0][1])(torch.cat([pos, neg]))
+        return (sequences * items[: len(user)]).sum(dim=1), (sequences * items[len(user):]).sum(dim=1)
+
+
 _ADAPTED: dict[type, type] = {}
 
 
@@ -298,7 +365,7 @@ def adapt(model_class: type) -> type:
         return model_class
     shape = shape_of(model_class)
     if model_class not in _ADAPTED:
-        mixin = ForwardAdapterMixin if shape.substitute == FORWARD else AdapterMixin
+        mixin = {FORWARD: ForwardAdapterMixin, SEQUENCE: SequenceAdapterMixin}.get(shape.substitute, AdapterMixin)
         _ADAPTED[model_class] = type(
             model_class.__name__,  # RecBole names logs, checkpoints and trainers after the class
             (mixin, model_class),

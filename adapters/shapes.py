@@ -10,10 +10,14 @@ recommenders:
 - ``tables``: models that look their representations up in id embedding tables (BPR, ENMF,
   SimpleX, LINE, ConvNCF, NeuMF, NNCF). The tables are wrapped so a lookup, and ``.weight``,
   return h.
+- ``sequence``: sequential models that encode a user as the sequence of the user's items
+  (SASRec, GRU4Rec, NARM, FDSA...). Their item table returns h_i = e_i + w1 * f_i, and the
+  sequence representation forward() returns gets the user's term w1 * f_u (the user profile).
 
 The LLM-made triplets need the model's score of (user, item): the inner product of the step's
 final representations for ``forward`` models, the model's own ``predict`` (or raw score) for
-``tables`` models.
+``tables`` models, and for ``sequence`` models the inner product of the user's training-sequence
+representation with h_i, as the models score their own targets.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from llmaug.errors import ModelError
 
 from recbole.utils import ModelType
 
-FORWARD, TABLES = "forward", "tables"
+FORWARD, TABLES, SEQUENCE = "forward", "tables", "sequence"
 
 
 def _predict(model, users, items):
@@ -44,8 +48,8 @@ def _raw_forward(model, users, items):
 class Shape:
     """How one model class exposes its representations to the adapter."""
 
-    substitute: str  # FORWARD or TABLES
-    # TABLES: (user table, item table) attribute pairs that hold the representations
+    substitute: str  # FORWARD, TABLES or SEQUENCE
+    # TABLES: (user table, item table) attribute pairs that hold the representations; SEQUENCE: (None, item table)
     tables: tuple[tuple[str, str], ...] = ()
     # FORWARD: the arguments forward() takes to produce the training-graph representations
     forward_args: Callable = lambda model: ()
@@ -61,12 +65,17 @@ class Shape:
     def description(self) -> str:
         if self.substitute == FORWARD:
             return "its final representations: h is added to what forward() returns"
+        if self.substitute == SEQUENCE:
+            return (f"its item table `{self.tables[0][1]}` returns h_i; the user's term is added to the "
+                    f"sequence representation forward() returns")
         return "its id embedding tables " + ", ".join(f"`{u}`/`{i}`" for u, i in self.tables) + " return h"
 
     @property
     def triplet_score(self) -> str:
         if self.substitute == FORWARD:
             return "h_u · h_i from the step's forward()"
+        if self.substitute == SEQUENCE:
+            return "forward() of the user's training sequence · h_i"
         return "its forward() (the logit)" if self.score is _raw_forward else "its predict()"
 
 
@@ -76,6 +85,10 @@ def forward_shape(forward_args: Callable = lambda model: (), sums_over_batch: bo
 
 def tables_shape(*tables: tuple[str, str], score: Callable = _predict, bpr_loss: bool = False) -> Shape:
     return Shape(TABLES, tables=tables or (("user_embedding", "item_embedding"),), score=score, bpr_loss=bpr_loss)
+
+
+def sequence_shape(item_table: str = "item_embedding") -> Shape:
+    return Shape(SEQUENCE, tables=((None, item_table),))
 
 
 REGISTRY: dict[str, Shape] = {
@@ -95,14 +108,22 @@ REGISTRY: dict[str, Shape] = {
     "NeuMF": tables_shape(("user_mf_embedding", "item_mf_embedding"), ("user_mlp_embedding", "item_mlp_embedding"),
                           score=_raw_forward),
     "NNCF": tables_shape(score=_raw_forward),
+    # Sequential: forward(item_seq, item_seq_len) returns one [B, d] representation per sequence, and
+    # the model scores an item by its inner product with the item table's row.
+    **{name: sequence_shape() for name in ("SASRec", "GRU4Rec", "NARM", "STAMP", "SRGNN", "GCSAN", "LightSANs",
+                                          "SASRecF", "FDSA", "GRU4RecF")},
 }
 
 _AUTOENCODER = ("it is an autoencoder that scores by decoding a user's interaction row; items have no "
                 "representation for their attributes to join")
 _DIFFUSION = "it denoises users' interaction rows by diffusion; there are no user or item representations"
+_KNOWLEDGE_GRAPH = "it needs a knowledge graph (.kg and .link files), which llmaug does not write"
 _ITEM_ITEM = "it is fitted without gradient training on an item-item weight matrix; there are no user representations"
 
-# Every other general recommender RecBole 1.2.1 ships, with why it cannot take h.
+CONTEXT_REASON = ("a context-aware (CTR) model learns from labelled rows and already reads the LLM's attributes and "
+                  "profile fields as features: train it plain with --base")
+
+# Every other general and sequential recommender RecBole 1.2.1 ships, with why it cannot take h.
 REFUSED: dict[str, str] = {
     "Pop": "it scores items by popularity counts; there are no user or item representations",
     "Random": "it scores at random; there is nothing to train",
@@ -128,6 +149,29 @@ REFUSED: dict[str, str] = {
             "for the user profile",
     "GCMC": "it encodes one-hot node inputs and scores with a bilinear rating-class decoder; there is no id "
             "representation or inner-product score",
+    # Sequential
+    "BERT4Rec": "it learns by masked-item prediction, one output per position of the sequence, not one representation "
+                "per sequence for the LLM triplets and the user profile",
+    "NextItNet": "its forward() takes the sequence without its length, a signature llmaug does not score the LLM "
+                 "triplets with (not registered yet)",
+    "CORE": "its forward() takes the item table as an argument and it scores by temperature-scaled cosine, not the "
+            "inner product the LLM triplets are scored by",
+    "SINE": "it represents a user by several interest vectors, not one sequence representation",
+    "RepeatNet": "it scores a mixture of repeating an item of the sequence and exploring the others, not an inner "
+                 "product with an item table",
+    "GRU4RecCPR": "it scores with a softmax over several context partitions (CPR), not one sequence representation",
+    "SASRecCPR": "it scores with a softmax over several context partitions (CPR), not one sequence representation",
+    "S3Rec": "it needs a self-supervised pre-training stage on item attributes before fine-tuning, and llmaug train "
+             "runs one stage",
+    "FEARec": "its frequency-domain contrastive loss draws, per row, another training sequence with the same target; "
+              "not checked with the adapter yet",
+    "DIN": "it scores labelled (user, item) rows for click-through rate, pointwise; there is no ranking loss for the "
+           "LLM triplets to join",
+    "DIEN": "it scores labelled (user, item) rows for click-through rate, pointwise; there is no ranking loss for the "
+            "LLM triplets to join",
+    **{name: "its forward() takes the user id beside the sequence (a user table of its own), a shape llmaug does not "
+             "register yet" for name in ("Caser", "HGN", "HRM", "NPE", "SHAN", "FOSSIL", "FPMC", "TransRec")},
+    **{name: _KNOWLEDGE_GRAPH for name in ("KSR", "GRU4RecKG")},
 }
 
 
@@ -144,11 +188,16 @@ def shape_of(model_class: type) -> Shape:
             return REGISTRY[klass.__name__]
         if klass.__name__ in REFUSED:
             raise ModelError(f"cannot adapt {name}: {REFUSED[klass.__name__]}")
-    if getattr(model_class, "type", None) != ModelType.GENERAL:
-        kind = getattr(model_class, "type", None)
-        plain = {ModelType.SEQUENTIAL: " (train it plain with --base, on a split in time order: --split-method leave_one_out --split-order time)",
-                 ModelType.CONTEXT: " (train it plain with --base: it reads the LLM's attributes and profile fields as features)"}.get(kind, "")
-        raise ModelError(f"cannot adapt {name}: only general (user-item) recommenders can be adapted{plain}")
+    kind = getattr(model_class, "type", None)
+    if kind == ModelType.CONTEXT:
+        raise ModelError(f"cannot adapt {name}: {CONTEXT_REASON}")
+    if kind == ModelType.KNOWLEDGE:
+        raise ModelError(f"cannot adapt {name}: {_KNOWLEDGE_GRAPH}")
+    if kind != ModelType.GENERAL:
+        raise ModelError(
+            f"cannot adapt {name}: llmaug does not know where its representations are; train it plain with --base, "
+            f"or register it (docs/ADAPTING.md)"
+        )
     required = [
         p for p in inspect.signature(model_class.forward).parameters.values()
         if p.name != "self" and p.default is inspect.Parameter.empty

@@ -1,4 +1,4 @@
-"""Which RecBole general recommenders the adapter takes, and why not the others: the support matrix.
+"""Which RecBole recommenders the adapter takes, of all four families, and why not the others: the support matrix.
 
 The README's table is ``render(matrix())``; ``tests/test_support_matrix.py`` trains every row
 that says "adapts" and fails when the README's copy differs from what it checked.
@@ -15,41 +15,52 @@ from .shapes import shape_of
 BEGIN, END = "<!-- support-matrix:begin -->", "<!-- support-matrix:end -->"
 
 
+# RecBole's model packages, as the README names the families
+FAMILIES = {
+    "general": "general_recommender",
+    "sequential": "sequential_recommender",
+    "context-aware": "context_aware_recommender",
+    "knowledge-aware": "knowledge_aware_recommender",
+}
+
+
 @dataclass(frozen=True)
 class Support:
+    family: str
     model: str
     adapts: bool
     how: str  # where h goes, or why the model is refused
     scored_by: str = ""  # what scores the LLM's triplets
 
 
-def general_recommenders() -> list[type]:
-    """Every general recommender class RecBole ships, by name."""
-    import recbole.model.general_recommender as general
+def recommenders(family: str) -> list[type]:
+    """Every model class RecBole ships in a family, by name."""
+    import importlib
 
-    classes = [getattr(general, name) for name in dir(general)]
+    package = importlib.import_module(f"recbole.model.{FAMILIES[family]}")
+    classes = [getattr(package, name) for name in dir(package)]
     return sorted((c for c in classes if isinstance(c, type)), key=lambda c: c.__name__.lower())
 
 
-def support_of(model_class: type) -> Support:
+def support_of(model_class: type, family: str) -> Support:
     try:
         shape = shape_of(model_class)
     except ModelError as refusal:
-        return Support(model_class.__name__, False, str(refusal).split(": ", 1)[1])
-    return Support(model_class.__name__, True, shape.description, shape.triplet_score)
+        return Support(family, model_class.__name__, False, str(refusal).split(": ", 1)[1])
+    return Support(family, model_class.__name__, True, shape.description, shape.triplet_score)
 
 
 def matrix() -> list[Support]:
-    return [support_of(c) for c in general_recommenders()]
+    return [support_of(c, family) for family in FAMILIES for c in recommenders(family)]
 
 
 def render(rows: list[Support]) -> str:
     """The Markdown table between the README's support-matrix markers."""
     lines = [
         BEGIN,
-        "| model | adapted | where h = e + ω1·Σf goes, or why not | LLM triplets scored by |",
-        "|---|---|---|---|",
-        *(f"| {r.model} | {'yes' if r.adapts else 'no'} | {r.how} | {r.scored_by or '–'} |" for r in rows),
+        "| family | model | adapted | where h = e + ω1·Σf goes, or why not | LLM triplets scored by |",
+        "|---|---|---|---|---|",
+        *(f"| {r.family} | {r.model} | {'yes' if r.adapts else 'no'} | {r.how} | {r.scored_by or '–'} |" for r in rows),
         END,
     ]
     return "\n".join(lines)

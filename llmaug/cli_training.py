@@ -50,7 +50,7 @@ def _with_preset(preset: str | None, config_files: tuple) -> list[Path]:
 
 @click.command("train")
 @_data
-@click.option("--model", required=True, metavar="NAME", help="A RecBole general recommender: BPR, LightGCN, NGCF, SGL, NCL, DGCF, SimpleX, ENMF... (README: support matrix).")
+@click.option("--model", required=True, metavar="NAME", help="A RecBole model: general (BPR, LightGCN, NGCF, SGL...) or sequential (SASRec, GRU4Rec, SASRecF...) adapted; any model plain with --base, context-aware ones (DeepFM...) only so (README: support matrix).")
 @_preset
 @_config
 @click.option("--base", is_flag=True, help="Train the plain model, without the adapter.")

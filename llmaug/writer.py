@@ -135,7 +135,8 @@ def write_dataset(
     write_text_atomically(staging / "recbole.yaml", _yaml(final_dir, "BPR", config))
     written.append("recbole.yaml")
     if sequences:
-        write_text_atomically(staging / SEQUENTIAL_YAML, _yaml(final_dir, "SASRec", sequential_config(config, uid, iid)))
+        attributes = [f"attr_{a}" for a in item_attributes] if data.attributes else []
+        write_text_atomically(staging / SEQUENTIAL_YAML, _yaml(final_dir, "SASRec", sequential_config(config, uid, iid, attributes)))
         written.append(SEQUENTIAL_YAML)
     if config["RATING_FIELD"]:
         item_fields = [c for c, kind in item_types.items() if c != iid and kind in FEATURE_TYPES]
@@ -175,18 +176,26 @@ def dataset_config(directory: Path, source: SourceDataset, embedding_suffixes: l
     return config
 
 
-def sequential_config(config: dict[str, Any], uid: str, iid: str) -> dict[str, Any]:
+def sequential_config(config: dict[str, Any], uid: str, iid: str, attributes: list[str]) -> dict[str, Any]:
     """The same dataset for RecBole's sequential recommenders: the sequence files, in time order;
     no sampled negatives, as their default cross-entropy loss (SASRec, GRU4Rec...) requires (a model
-    set to ``loss_type: BPR`` needs ``train_neg_sample_args`` back)."""
-    return {
+    set to ``loss_type: BPR`` needs ``train_neg_sample_args`` back). The LLM's item ``attributes``
+    are loaded and are the feature-aware models' ``selected_features`` (SASRecF, FDSA, GRU4RecF);
+    the other models ignore them."""
+    sequential = {
         **config,
         "benchmark_filename": list(SEQUENCE_FILES.values()),
         "load_col": {**config["load_col"], "inter": [uid, iid, iid + LIST_SUFFIX]},
+        # The lists hold item ids: without the alias RecBole numbers their tokens apart from the items'.
+        "alias_of_item_id": [*(config.get("alias_of_item_id") or []), iid + LIST_SUFFIX],
         "MAX_ITEM_LIST_LENGTH": MAX_LENGTH,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
         "train_neg_sample_args": None,
     }
+    if attributes:
+        sequential["load_col"]["item"] = [*config["load_col"]["item"], *attributes]
+        sequential["selected_features"] = attributes
+    return sequential
 
 
 def context_config(config: dict[str, Any], uid: str, iid: str, item_fields: list[str], user_fields: list[str],

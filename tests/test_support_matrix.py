@@ -1,8 +1,10 @@
-"""Every general recommender RecBole ships: adapted with its own objective kept, or refused in one line.
+"""Every recommender RecBole ships, of its four families: adapted with its own objective kept, or
+refused in one line.
 
 For a model that adapts, one epoch with RecBole's own Trainer (NCL's E-step included) must give
 the base model's loss and scores exactly when every LLMRec part is off, and train with every
-part on. The README's support matrix must be what this file checked.
+part on. General models train on the shared ml-100k dataset, sequential ones on the book dataset
+split leave-one-out in time order. The README's support matrix must be what this file checked.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import invoke_llmaug
 from llmaug.adapters import adapt
-from llmaug.adapters.support import matrix, readme_section, render
+from llmaug.adapters.support import FAMILIES, matrix, readme_section, render
 from llmaug.errors import ModelError
-from llmaug.recbole_compat import check_model_runs, quiet_recbole
+from llmaug.recbole_compat import any_item_field_in_sequences, check_model_runs, quiet_recbole
 from llmaug.training import build_config, model_class
+from tiny_dataset import BOOKS_CONFIG, make_books
 
 ROWS = matrix()
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -30,6 +34,19 @@ SMALL = {"epochs": 1, "num_clusters": 50}
 # the objective the adapter keeps, not the model's capacity. ConvNCF's layers halve a 16-wide map to 1.
 NARROW = {"ConvNCF": {"embedding_size": 16, "cnn_channels": [1, 8, 8, 8, 8], "cnn_kernels": [2, 2, 2, 2], "cnn_strides": [2, 2, 2, 2]},
           "DGCF": {"n_factors": 2, "n_iterations": 1}, "NNCF": {"num_conv_kernel": 16}}
+
+
+@pytest.fixture(scope="module")
+def books_in_time_order(tmp_path_factory) -> Path:
+    """The book dataset, every task, split leave-one-out in time order for sequential models."""
+    root = tmp_path_factory.mktemp("sequential")
+    config = root / "books.yaml"
+    config.write_text(BOOKS_CONFIG, encoding="utf-8")
+    out = root / "shelf"
+    result = invoke_llmaug("augment", "--dataset", str(make_books(root / "data", time_column="timestamp")), "--config",
+                           str(config), "--out", str(out), "--quiet", "--split-method", "leave_one_out", "--split-order", "time")
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +67,7 @@ def read_dataset(data: Path, name: str):
     model's knobs (each run builds its splits from a copy)."""
     from recbole.data import create_dataset
 
+    any_item_field_in_sequences()  # the book dataset's item field is not named item_id
     with quiet_recbole():
         return create_dataset(model_config(data, name, {}))
 
@@ -63,7 +81,7 @@ def one_epoch(data: Path, read, name: str, adapted: bool, overrides: dict) -> tu
     with quiet_recbole():
         config = model_config(data, name, overrides)
         init_seed(11, True)
-        train, _, _ = data_preparation(config, dataset := copy.deepcopy(read))
+        train, valid, _ = data_preparation(config, dataset := copy.deepcopy(read))
         check_model_runs(config, dataset)
         init_seed(11, True)
         model = (adapt(model_class(name)) if adapted else model_class(name))(config, train._dataset)
@@ -73,39 +91,41 @@ def one_epoch(data: Path, read, name: str, adapted: bool, overrides: dict) -> tu
         trainer._train_epoch = lambda *a, **k: losses.append(epoch(*a, **k)) or losses[-1]
         trainer.fit(train, None, saved=False, show_progress=False)
         model.eval()
-        users = torch.arange(1, 21)
+        batch = next(iter(valid))[0][:20]  # RecBole's own evaluation rows: users, and a sequential model's sequences
         with torch.no_grad():
             try:
-                scores = model.full_sort_predict(Interaction({model.USER_ID: users}))
+                scores = model.full_sort_predict(batch)
             except NotImplementedError:  # RecBole's evaluator falls back to predict() the same way
-                items = torch.arange(model.n_items)
+                users, items = batch[model.USER_ID], torch.arange(model.n_items)
                 scores = model.predict(Interaction({model.USER_ID: users.repeat_interleave(len(items)),
                                                     model.ITEM_ID: items.repeat(len(users))}))
     (loss,) = losses
-    return loss, scores.view(len(users), -1)
+    return loss, scores.view(len(batch), -1)
 
 
 def total(loss) -> float:
     return float(sum(loss)) if isinstance(loss, tuple) else float(loss)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("row", ROWS, ids=[r.model for r in ROWS])
-def test_each_general_recommender_adapts_with_its_own_objective_or_is_refused(row, augmented_ml100k, one_thread):
-    if not row.adapts:
-        with pytest.raises(ModelError) as refusal:
-            adapt(model_class(row.model))
-        message = str(refusal.value)
-        assert "\n" not in message and message == f"cannot adapt {row.model}: {row.how}"
-        return
+@pytest.mark.parametrize("row", [r for r in ROWS if not r.adapts], ids=[r.model for r in ROWS if not r.adapts])
+def test_each_refused_recommender_is_one_line_with_the_reason(row):
+    with pytest.raises(ModelError) as refusal:
+        adapt(model_class(row.model))
+    message = str(refusal.value)
+    assert "\n" not in message and message == f"cannot adapt {row.model}: {row.how}"
 
-    read = read_dataset(augmented_ml100k, row.model)
-    base_loss, base_scores = one_epoch(augmented_ml100k, read, row.model, False, {})
-    off_loss, off_scores = one_epoch(augmented_ml100k, read, row.model, True, ALL_OFF)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", [r for r in ROWS if r.adapts], ids=[r.model for r in ROWS if r.adapts])
+def test_each_adapted_recommender_keeps_its_own_objective(row, request, one_thread):
+    data = request.getfixturevalue("books_in_time_order" if row.family == "sequential" else "augmented_ml100k")
+    read = read_dataset(data, row.model)
+    base_loss, base_scores = one_epoch(data, read, row.model, False, {})
+    off_loss, off_scores = one_epoch(data, read, row.model, True, ALL_OFF)
     assert off_loss == base_loss  # the same floats: the model's own loss, nothing added or re-implemented
     assert torch.equal(off_scores, base_scores)
 
-    on_loss, on_scores = one_epoch(augmented_ml100k, read, row.model, True, {})
+    on_loss, on_scores = one_epoch(data, read, row.model, True, {})
     assert math.isfinite(total(on_loss))
     if isinstance(base_loss, tuple):  # the model's own loss parts are all there, LLMRec's after them
         assert len(on_loss) == len(base_loss) + 1
@@ -119,9 +139,12 @@ def test_the_readme_shows_the_support_matrix_this_file_checks():
     )
 
 
-def test_every_recbole_general_recommender_has_a_row():
-    import recbole.model.general_recommender as general
+def test_every_recbole_recommender_has_a_row():
+    import importlib
 
-    shipped = {name for name in dir(general) if isinstance(getattr(general, name), type)}
-    assert {r.model for r in ROWS} == shipped and len(shipped) >= 30
-    assert {r.model for r in ROWS if r.adapts} >= {"BPR", "LightGCN", "NGCF", "SGL", "NCL", "DGCF", "SimpleX", "ENMF"}
+    for family, package in FAMILIES.items():
+        module = importlib.import_module(f"recbole.model.{package}")
+        shipped = {name for name in dir(module) if isinstance(getattr(module, name), type)}
+        assert {r.model for r in ROWS if r.family == family} == shipped and len(shipped) >= 10
+    adapted = {r.model for r in ROWS if r.adapts}
+    assert adapted >= {"BPR", "LightGCN", "NGCF", "SGL", "NCL", "DGCF", "SimpleX", "ENMF", "SASRec", "GRU4Rec", "SASRecF", "FDSA"}

@@ -187,8 +187,8 @@ def augmented_books(tmp_path: Path, flags: list[str], **columns: str) -> tuple[P
 
 
 @pytest.mark.slow
-def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_order(tmp_path):
-    directory, out = augmented_books(tmp_path, ["--tasks", "users", "--split-method", "leave_one_out", "--split-order", "time"],
+def test_a_sequential_model_trains_plain_and_adapted_on_the_leave_one_out_split_in_time_order(tmp_path):
+    directory, out = augmented_books(tmp_path, ["--split-method", "leave_one_out", "--split-order", "time"],
                                      time_column="timestamp")
     # The test targets are each reader's latest book, after every book of their training sequence.
     inter = pd.read_csv(directory / f"{directory.name}.inter", sep="\t")
@@ -196,10 +196,36 @@ def test_a_sequential_model_trains_plain_on_the_leave_one_out_split_in_time_orde
     latest = inter.sort_values("timestamp").groupby("reader")["book"].last()
     test = pd.read_csv(out / "shelf.seqtest.inter", sep="\t", dtype=str)
     assert dict(zip(test.iloc[:, 0], test.iloc[:, 1])) == latest.to_dict()
+    # RecBole numbers the listed items as it numbers the items, and the adapter scores the LLM's
+    # triplets on each reader's whole training sequence: the list that precedes their validation book.
+    from recbole.data import create_dataset, data_preparation
+
+    from llmaug.adapters.sequences import training_sequences
+    from llmaug.recbole_compat import any_item_field_in_sequences
+
+    any_item_field_in_sequences()
+    with quiet_recbole():
+        config = build_config(out, "SASRec")
+        training, _, _ = data_preparation(config, create_dataset(config))
+    dataset = training.dataset  # what the model is built with
+    sequences, lengths = training_sequences(dataset, 50)
+    valid = pd.read_csv(out / "shelf.seqvalid.inter", sep="\t", dtype=str)
+    for reader, listed in zip(valid.iloc[:, 0], valid.iloc[:, 2]):
+        user = dataset.token2id("reader", reader)
+        assert dataset.id2token("book", sequences[user, : lengths[user]]).tolist() == listed.split()
     result = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "SASRec", "--base", "--set", "epochs=1",
                                          "--set", "topk=[5]", "--set", "valid_metric=recall@5", "--quiet", "--out", str(tmp_path / "trained")])
     assert result.exit_code == 0, result.output
     assert "SASRec (base, seed" in result.output and "test recall@5" in result.output
+    quick = ["--set", "epochs=1", "--set", "topk=[5]", "--set", "valid_metric=recall@5", "--quiet", "--out", str(tmp_path / "trained")]
+    adapted = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "SASRec", *quick])
+    assert adapted.exit_code == 0, adapted.output
+    assert "SASRec (adapted, seed" in adapted.output and "test recall@5" in adapted.output
+    # The feature-aware SASRecF reads the LLM's item attributes, as the generated config selects them.
+    config = build_config(out, "SASRecF")
+    assert config["selected_features"] == ["attr_author", "attr_original_language"]
+    featured = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "SASRecF", "--base", *quick])
+    assert featured.exit_code == 0, featured.output
     general = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "BPR", "--base", "--set", "epochs=1",
                                           "--set", "topk=[5]", "--set", "valid_metric=recall@5", "--quiet", "--out", str(tmp_path / "bpr")])
     assert general.exit_code == 0, general.output  # the same split, as general recommenders read it
