@@ -50,7 +50,7 @@ def _with_preset(preset: str | None, config_files: tuple) -> list[Path]:
 
 @click.command("train")
 @_data
-@click.option("--model", required=True, metavar="NAME", help="A RecBole model: general (BPR, LightGCN, NGCF, SGL...) or sequential (SASRec, GRU4Rec, SASRecF...) adapted; any model plain with --base, context-aware ones (DeepFM...) only so (README: support matrix).")
+@click.option("--model", required=True, metavar="NAME", help="A RecBole model: general (BPR, LightGCN, NGCF, SGL...) or sequential (SASRec, GRU4Rec, SASRecF...) adapted; any model plain with --base; context-aware ones (DeepFM...) always plain, on the LLM's fields (README: support matrix).")
 @_preset
 @_config
 @click.option("--base", is_flag=True, help="Train the plain model, without the adapter.")
@@ -71,11 +71,18 @@ def train_command(data, model, preset, config_files, base, seed, overrides, out,
       llmaug train --data runs/ml-100k --model LightGCN --set epochs=50
       llmaug train --data runs/ml-100k --model LightGCN --preset paper
     """
-    from .training import train
+    from recbole.utils import ModelType
+
+    from .training import model_class, train
 
     if nproc < 1:
         raise ConfigError("--nproc must be at least 1")
-    result = train(data, model, adapted=not base, seed=seed, config_files=_with_preset(preset, config_files), config_dict=overrides,
+    adapted = not base
+    if adapted and model_class(model).type == ModelType.CONTEXT:
+        click.echo(f"{model} is context-aware: trained plain, with the LLM's attributes and profile fields as its features "
+                   f"(the adapter adds nothing to it; README: support matrix)", err=True)
+        adapted = False
+    result = train(data, model, adapted=adapted, seed=seed, config_files=_with_preset(preset, config_files), config_dict=overrides,
                    out=out, nproc=nproc, show_progress=not quiet, verbose=not quiet)
     click.echo(f"{result.model} ({result.variant}, seed {result.seed}): {result.epochs} epochs, best epoch "
                f"{result.best_epoch}, {result.seconds_per_epoch:.2f} s/epoch; valid {result.valid_metric} "
