@@ -120,7 +120,7 @@ _DIFFUSION = "it denoises users' interaction rows by diffusion; there are no use
 _KNOWLEDGE_GRAPH = "it needs a knowledge graph (.kg and .link files), which llmaug does not write"
 _ITEM_ITEM = "it is fitted without gradient training on an item-item weight matrix; there are no user representations"
 
-CONTEXT_REASON = ("a context-aware (CTR) model learns from labelled rows and already reads the LLM's attributes and "
+_CONTEXT_AWARE = ("a context-aware (CTR) model learns from labelled rows and already reads the LLM's attributes and "
                   "profile fields as features: train it plain with --base")
 
 # Every other general and sequential recommender RecBole 1.2.1 ships, with why it cannot take h.
@@ -190,7 +190,7 @@ def shape_of(model_class: type) -> Shape:
             raise ModelError(f"cannot adapt {name}: {REFUSED[klass.__name__]}")
     kind = getattr(model_class, "type", None)
     if kind == ModelType.CONTEXT:
-        raise ModelError(f"cannot adapt {name}: {CONTEXT_REASON}")
+        raise ModelError(f"cannot adapt {name}: {_CONTEXT_AWARE}")
     if kind == ModelType.KNOWLEDGE:
         raise ModelError(f"cannot adapt {name}: {_KNOWLEDGE_GRAPH}")
     if kind != ModelType.GENERAL:
