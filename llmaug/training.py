@@ -21,6 +21,7 @@ from recbole.config import Config
 from recbole.utils import ModelType
 
 from llmaug.errors import ConfigError, DatasetError, ModelError
+from llmaug.recbole_compat import any_item_field_in_sequences
 from llmaug.writer import CONTEXT_YAML, SEQUENTIAL_YAML
 
 PROTOCOL_FILE = Path(__file__).with_name("training.yaml")
@@ -157,6 +158,7 @@ def build_config(
         if not dataset_yaml.is_file():
             raise DatasetError(f"{model} is a sequential recommender: it trains on each user's interactions in time order, "
                                f"which {data.name} was not split in. Augment with --split-method leave_one_out --split-order time")
+        any_item_field_in_sequences()  # so RecBole reads those files whatever the item field is named
     elif cls.type == ModelType.CONTEXT:  # labelled rows, item and user columns as features
         dataset_yaml = data / CONTEXT_YAML
         if not dataset_yaml.is_file():
@@ -252,9 +254,7 @@ def _train_process(rank: int, job: dict, dist: dict | None, result_file: str | N
     from recbole.utils import init_seed
 
     from llmaug.adapters import adapt
-    from llmaug.recbole_compat import any_item_field_in_sequences, check_model_runs, quiet_recbole, trusted_checkpoints
-
-    any_item_field_in_sequences()
+    from llmaug.recbole_compat import check_model_runs, quiet_recbole, trusted_checkpoints
 
     config_dict = {
         **job["config_dict"],

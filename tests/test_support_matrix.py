@@ -20,11 +20,13 @@ from conftest import invoke_llmaug
 from llmaug.adapters import adapt
 from llmaug.adapters.support import FAMILIES, matrix, readme_section, render
 from llmaug.errors import ModelError
-from llmaug.recbole_compat import any_item_field_in_sequences, check_model_runs, quiet_recbole
+from llmaug.recbole_compat import check_model_runs, quiet_recbole
 from llmaug.training import build_config, model_class
 from tiny_dataset import BOOKS_CONFIG, make_books
 
 ROWS = matrix()
+ADAPTED = [r for r in ROWS if r.adapts]
+REFUSED = [r for r in ROWS if not r.adapts]
 README = Path(__file__).resolve().parents[1] / "README.md"
 ALL_OFF = {"llmaug_feature_weight": 0.0, "llmaug_aug_edge_ratio": 0.0, "llmaug_mae_weight": 0.0,
            "llmaug_weight_decay": 0.0}
@@ -67,7 +69,6 @@ def read_dataset(data: Path, name: str):
     model's knobs (each run builds its splits from a copy)."""
     from recbole.data import create_dataset
 
-    any_item_field_in_sequences()  # the book dataset's item field is not named item_id
     with quiet_recbole():
         return create_dataset(model_config(data, name, {}))
 
@@ -107,7 +108,7 @@ def total(loss) -> float:
     return float(sum(loss)) if isinstance(loss, tuple) else float(loss)
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if not r.adapts], ids=[r.model for r in ROWS if not r.adapts])
+@pytest.mark.parametrize("row", REFUSED, ids=[r.model for r in REFUSED])
 def test_each_refused_recommender_is_one_line_with_the_reason(row):
     with pytest.raises(ModelError) as refusal:
         adapt(model_class(row.model))
@@ -116,7 +117,7 @@ def test_each_refused_recommender_is_one_line_with_the_reason(row):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row", [r for r in ROWS if r.adapts], ids=[r.model for r in ROWS if r.adapts])
+@pytest.mark.parametrize("row", ADAPTED, ids=[r.model for r in ADAPTED])
 def test_each_adapted_recommender_keeps_its_own_objective(row, request, one_thread):
     data = request.getfixturevalue("books_in_time_order" if row.family == "sequential" else "augmented_ml100k")
     read = read_dataset(data, row.model)
@@ -146,5 +147,4 @@ def test_every_recbole_recommender_has_a_row():
         module = importlib.import_module(f"recbole.model.{package}")
         shipped = {name for name in dir(module) if isinstance(getattr(module, name), type)}
         assert {r.model for r in ROWS if r.family == family} == shipped and len(shipped) >= 10
-    adapted = {r.model for r in ROWS if r.adapts}
-    assert adapted >= {"BPR", "LightGCN", "NGCF", "SGL", "NCL", "DGCF", "SimpleX", "ENMF", "SASRec", "GRU4Rec", "SASRecF", "FDSA"}
+    assert {r.model for r in ADAPTED} >= {"BPR", "LightGCN", "NGCF", "SGL", "NCL", "DGCF", "SimpleX", "ENMF", "SASRec", "GRU4Rec", "SASRecF", "FDSA"}

@@ -201,9 +201,7 @@ def test_a_sequential_model_trains_plain_and_adapted_on_the_leave_one_out_split_
     from recbole.data import create_dataset, data_preparation
 
     from llmaug.adapters.sequences import training_sequences
-    from llmaug.recbole_compat import any_item_field_in_sequences
 
-    any_item_field_in_sequences()
     with quiet_recbole():
         config = build_config(out, "SASRec")
         training, _, _ = data_preparation(config, create_dataset(config))
