@@ -134,19 +134,19 @@ def server_token_count(server: LlamaServer, messages: list[dict]) -> int:
 
 
 def test_a_self_hosted_server_gets_the_schema_and_answers_every_request(gemma_server, books, tmp_path):
-    """The run that once got 0 of 12 answers (4 users, 4 items): 3 and 3, every default."""
+    """The run that once got 0 of 12 answers (4 users, 4 items): 2 and 2, every default."""
     out = tmp_path / "served"
     result = invoke_llmaug(*augment_args(books, out, "--model", "openai/gemma", "--api-base", f"{gemma_server.url}/v1",
-                                         "--limit-users", "3", "--limit-items", "3"), env={"OPENAI_API_KEY": "sk-unused"})
+                                         "--limit-users", "2", "--limit-items", "2"), env={"OPENAI_API_KEY": "sk-unused"})
     assert result.returncode == 0, result.stderr
     llm = manifest(out)["llm"]
     assert (llm["structured_output_used"], llm["self_hosted"], llm["timeout_s"], llm["concurrency"]) == ("json_schema", True, 600, 2)
     tasks = manifest(out)["tasks"]
-    assert all(t["requested"] == 3 and t["unanswered"] == 0 and t["accepted"] + t["failed"] == 3 for t in tasks.values())
+    assert all(t["requested"] == 2 and t["unanswered"] == 0 and t["accepted"] + t["failed"] == 2 for t in tasks.values())
     assert tasks["edges"]["accepted"] >= 1 and tasks["items"]["accepted"] >= 1
 
     entries = journal(out)
-    assert len(entries) == 9
+    assert len(entries) == 6
     pools = dict(line.split("\t") for line in (out / "served.candidates").read_text(encoding="utf-8").splitlines()[1:])
     for entry in entries:
         if entry["task"] == "edges" and entry["status"] == "accepted":
@@ -164,23 +164,12 @@ def test_a_self_hosted_server_gets_the_schema_and_answers_every_request(gemma_se
         assert entry["output_tokens"] > 0
 
 
-def test_local_model_starts_answers_and_stops_its_server(books, tmp_path):
-    out = tmp_path / "local"
-    result, servers = watching_children(lambda: invoke_llmaug(*augment_args(books, out, "--model", "local", "--limit-users", "2",
-                                                                             "--limit-items", "1")))
-    assert result.returncode == 0, result.stderr
-    assert len(servers) == 1 and not wait_gone(servers)
-    m = manifest(out)
-    assert m["model"] == GEMMA and m["llm"]["structured_output_used"] == "json_schema" and m["llm"]["concurrency"] == 2
-    assert "--parallel 2" in m["llm"]["server"] and "--host 127.0.0.1" in m["llm"]["server"]
-    assert sum(t["accepted"] + t["failed"] for t in m["tasks"].values()) == 5
-    assert all(e["model"] == GEMMA and e["input_tokens"] > 0 for e in journal(out))
-    assert "RecBole dataset written" in result.stdout
-
-
-def test_kill_9_mid_run_leaves_no_server_and_resume_repeats_no_finished_request(books, tmp_path):
+def test_local_model_serves_a_run_a_kill_9_leaves_no_server_and_resume_repeats_no_finished_request(books, tmp_path):
+    """`--model local` starts its server, answers every task and stops it; a kill -9 mid-run takes
+    the server with it, and the same command resumes from the journal (one test: each run pays the
+    base model, a server start and the requests)."""
     out = tmp_path / "killed"
-    command = [*LLMAUG, *augment_args(books, out, "--model", "local", "--tasks", "edges,items", "--limit-users", "3", "--limit-items", "2")]
+    command = [*LLMAUG, *augment_args(books, out, "--model", "local", "--limit-users", "2", "--limit-items", "1")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     servers = watch(process, until=lambda: journal_lines(out) >= 2)
     process.send_signal(signal.SIGKILL)
@@ -195,8 +184,12 @@ def test_kill_9_mid_run_leaves_no_server_and_resume_repeats_no_finished_request(
     entries = journal(out)
     final = [e["key"] for e in entries if e["status"] in ("accepted", "failed")]
     assert len(final) == len(set(final)) == 5, "a finished request was asked again"
-    counts = manifest(out)["tasks"]
-    assert sum(t["from_earlier_run"] for t in counts.values()) >= len(before)
+    m = manifest(out)
+    assert sum(t["from_earlier_run"] for t in m["tasks"].values()) >= len(before)
+    assert m["model"] == GEMMA and m["llm"]["structured_output_used"] == "json_schema" and m["llm"]["concurrency"] == 2
+    assert "--parallel 2" in m["llm"]["server"] and "--host 127.0.0.1" in m["llm"]["server"]
+    assert all(e["model"] == GEMMA and e["input_tokens"] > 0 for e in entries)
+    assert "RecBole dataset written" in resumed.stdout
 
 
 def test_a_prompt_over_the_context_window_fails_alone(books, tmp_path):

@@ -170,8 +170,10 @@ def manifest(out: Path) -> dict:
 @pytest.mark.slow
 def test_a_killed_driver_takes_its_own_ray_with_it_and_leaves_the_users(user_cluster, stale_ray_state, scratch, server, books, tmp_path):
     """`--ray local` with RAY_ADDRESS naming the user's cluster and a stale current-cluster file:
-    llmaug starts a Ray of its own all the same, and removes only that one."""
+    llmaug starts a Ray of its own all the same, and removes only that one. One actor: what is
+    checked is the driver's Ray, and each actor imports litellm (~8 s of CPU) before it answers."""
     services = user_cluster.services()
+    books[1].write_text(books[1].read_text(encoding="utf-8") + "ray_workers: 1\n", encoding="utf-8")
     before = ray_processes()
     env = {**stale_ray_state, "RAY_ADDRESS": user_cluster.address, "TMPDIR": str(scratch)}
     out = tmp_path / "driver"
@@ -193,8 +195,9 @@ def test_a_killed_driver_takes_its_own_ray_with_it_and_leaves_the_users(user_clu
     counts = manifest(out)["tasks"]
     assert sum(c["accepted"] for c in counts.values()) == 60 and len(server.per_prompt) == 60
     repeated = [k for k, n in server.per_prompt.items() if n > 1]
-    # At most the shards out at the kill (2 actors x 2 shards x 8 requests) are asked again.
-    assert len(repeated) <= 32 and all(k in answered for k in repeated)
+    # At most the shards out at the kill (1 actor x 2 shards x 8 requests) are asked again.
+    assert len(repeated) <= 16 and all(k in answered for k in repeated)
+    assert manifest(out)["llm"]["ray_actors"] == 1
     assert not (ray_processes() - before - {pid for pid, _ in user_cluster.members()})  # the finished run stopped its Ray
     assert not list(scratch.glob("llmaug-ray-*"))
     assert all(alive(pid) for pid in services)  # the user's cluster, every process of it
