@@ -35,9 +35,9 @@ class Support:
 
 def recommenders(family: str) -> list[type]:
     """Every model class RecBole ships in a family, by name."""
-    import importlib
+    from llmaug.recbole_compat import model_package
 
-    package = importlib.import_module(f"recbole.model.{FAMILIES[family]}")
+    package = model_package(FAMILIES[family])
     classes = [getattr(package, name) for name in dir(package)]
     return sorted((c for c in classes if isinstance(c, type)), key=lambda c: c.__name__.lower())
 

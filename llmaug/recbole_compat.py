@@ -11,6 +11,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterator, Optional
 
 
@@ -44,6 +45,25 @@ def trusted_checkpoints() -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = previous
+
+
+def model_package(name: str) -> ModuleType:
+    """``recbole.model.<name>``, with torch's autograd anomaly mode as it was before the import.
+
+    RecBole 1.2.1's ``sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)``
+    when imported, and importing the package (as ``Config`` does for any sequential model's name)
+    imports it: every backward pass after it, of any model in the process, then records a stack
+    trace per operation and checks each gradient: an epoch on sparse ml-100k, 2 cores, took 58.5 s
+    for SASRec with it and 47.0 s without."""
+    import importlib
+
+    import torch
+
+    enabled = torch.is_anomaly_enabled()
+    try:
+        return importlib.import_module(f"recbole.model.{name}")
+    finally:
+        torch.autograd.set_detect_anomaly(enabled)
 
 
 def any_item_field_in_sequences() -> None:

@@ -128,10 +128,10 @@ RECBOLE_MODEL_PACKAGES = ("general_recommender", "context_aware_recommender", "s
 def model_class(name: str):
     """A RecBole model class by name (RecBole's get_model also tries optional libraries such as
     lightgbm and fails with an ImportError for a misspelt name)."""
-    import importlib
+    from .recbole_compat import model_package
 
     for package in RECBOLE_MODEL_PACKAGES:
-        found = getattr(importlib.import_module(f"recbole.model.{package}"), name, None)
+        found = getattr(model_package(package), name, None)
         if isinstance(found, type):
             return found
     raise ConfigError(f"unknown model {name!r}: not a RecBole model (try BPR, LightGCN, NGCF, SGL)")

@@ -4,6 +4,8 @@ sparse regime (20% of each user's training interactions), where an epoch takes a
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -227,6 +229,15 @@ def test_a_sequential_model_trains_plain_and_adapted_on_the_leave_one_out_split_
     general = CliRunner().invoke(_cli(), ["train", "--data", str(out), "--model", "BPR", "--base", "--set", "epochs=1",
                                           "--set", "topk=[5]", "--set", "valid_metric=recall@5", "--quiet", "--out", str(tmp_path / "bpr")])
     assert general.exit_code == 0, general.output  # the same split, as general recommenders read it
+
+
+def test_a_sequential_model_leaves_autograd_anomaly_mode_off():
+    """RecBole's sine.py turns anomaly mode on when its package is imported: every later backward
+    pass in the process, of any model, then ran several times slower. In a process of its own, so
+    the import happens here and not in an earlier test."""
+    probe = ("import torch; from llmaug.training import model_class; from llmaug.adapters.support import matrix; "
+             "model_class('SASRec'); matrix(); print(torch.is_anomaly_enabled())")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split() == ["False"]
 
 
 @pytest.mark.slow
