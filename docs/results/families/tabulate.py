@@ -16,7 +16,8 @@ def row(name, metric, plain, treated):
 
 print("| model | metric | plain | with the LLM's parts | change | p (paired) |")
 print("|---|---|---|---|---|---|")
-results = {(r["model"], r["variant"], r["seed"]): r["test_result"] for r in json.loads((runs / "compare-seq" / "results.json").read_text())["runs"]}
+results = {(r["model"], r["variant"], r["seed"]): r["test_result"]
+           for compared in sorted(runs.glob("compare-seq*/results.json")) for r in json.loads(compared.read_text())["runs"]}
 for model in dict.fromkeys(k[0] for k in results):
     seeds = sorted(s for m, v, s in results if m == model and v == "base")
     for metric in ("recall@20", "ndcg@20"):
