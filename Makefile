@@ -3,7 +3,7 @@
 #   make test   - install with test and local-LLM extras and Chromium, run the test suite (what .ci/run calls)
 #   make check  - the inner loop: the fast tests only (not those marked slow), under a minute
 #   make fuzz   - the long run of the bad-input fuzzer (docs/BAD-INPUTS.md); make test runs a few examples
-#   make bench  - the scale, encoder and candidate benchmarks (docs/results/scale/)
+#   make bench  - the scale, encoder and candidate benchmarks (docs/results/scale/); installs the bench extra
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -66,6 +66,7 @@ fuzz: $(STAMP)
 # encoder's throughput and agreement, and candidate quality on ml-100k: docs/results/scale/.
 BENCH_SIZES ?= 10k,100k
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_scale.py --sizes $(BENCH_SIZES)
 	$(BIN)/python benchmarks/bench_embedding.py
 	$(BIN)/python benchmarks/bench_candidates.py --plans auto,large,BPR,Pop

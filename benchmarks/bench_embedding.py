@@ -1,6 +1,7 @@
 """The bundled encoder's throughput and agreement, side by side in one run: sentence-transformers
 as llmaug called it before (input order, float32), llmaug's encoder (llmaug.minilm, batched by
-length) in float32, and in bfloat16.
+length) in float32, and in bfloat16; and, with the bench extra (`pip install -e ".[bench]"`),
+the same network exported by torch.onnx and run by ONNX Runtime, batched by llmaug's own loop.
 
 Texts are ml-100k's (bundled with RecBole): each item's description and, per user, a profile-like
 text of demographics and top genres, i.e. what llmaug embeds. Agreement is the cosine between a
@@ -15,6 +16,7 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +40,59 @@ def ml100k_texts() -> list[str]:
     for user in users.itertuples():
         texts.append(f"age: {user.age}; gender: {user.gender}; occupation: {user.occupation}; liked genre: {top.get(user.user_id, '')}")
     return texts
+
+
+class OnnxMiniLM:
+    """llmaug.minilm's network as an ONNX graph run by ONNX Runtime: the same tokens in, the same
+    mean pooling out, so ``LocalEncoder`` batches and normalises exactly as it does for torch."""
+
+    def __init__(self, model, directory: Path, threads: int) -> None:
+        import onnxruntime
+        import torch
+
+        class Network(torch.nn.Module):
+            def forward(self, ids, mask):
+                return model._forward(ids, mask.bool())
+
+        example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
+        path = directory / "minilm.onnx"
+        axes = {0: "texts", 1: "tokens"}
+        torch.onnx.export(Network(), example, str(path), dynamo=False, input_names=["ids", "mask"], output_names=["tokens"],
+                          dynamic_axes={"ids": axes, "mask": axes, "tokens": axes}, opset_version=17)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.token_ids, self.dimension = model.token_ids, model.dimension
+
+    def encode(self, texts):
+        import torch
+
+        from llmaug.minilm import mean_pool
+
+        ids = self.token_ids(texts)
+        batch = np.zeros((len(ids), max(map(len, ids))), np.int64)
+        for row, tokens in enumerate(ids):
+            batch[row, : len(tokens)] = tokens
+        mask = (np.arange(batch.shape[1]) < np.array([len(i) for i in ids])[:, None]).astype(np.int64)
+        tokens = self.session.run(None, {"ids": batch, "mask": mask})[0]
+        return mean_pool(torch.from_numpy(tokens), torch.from_numpy(mask).bool())
+
+
+def onnx_runtime(directory: Path):
+    """LocalEncoder running the ONNX graph, or None without the bench extra."""
+    import torch
+
+    from llmaug.embedding import LocalEncoder
+
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export writes through it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print('ONNX Runtime variant left out: pip install -e ".[bench]"')
+        return None
+    encoder = LocalEncoder(precision="float32")
+    encoder._model = OnnxMiniLM(encoder._model, directory, torch.get_num_threads())
+    return encoder
 
 
 def main() -> None:
@@ -65,6 +120,9 @@ def main() -> None:
 
     variants = {"before (input order, float32)": before, "llmaug float32": lambda: float32.encode(texts),
                 "llmaug bfloat16": lambda: bfloat16.encode(texts)}
+    scratch = tempfile.TemporaryDirectory()
+    if (onnx := onnx_runtime(Path(scratch.name))) is not None:
+        variants["ONNX Runtime float32"] = lambda: onnx.encode(texts)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     vectors: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):  # alternate so background load hits every variant alike

@@ -61,7 +61,7 @@ class MiniLM:
         for row, tokens in enumerate(ids):
             batch[row, : len(tokens)] = torch.tensor(tokens)
         mask = (torch.arange(batch.shape[1]) < lengths[:, None]).to(self.device)
-        return _mean(self._forward(batch.to(self.device), mask), mask)
+        return mean_pool(self._forward(batch.to(self.device), mask), mask)
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         w, eps = self.weights, self.eps
@@ -85,6 +85,6 @@ class MiniLM:
         return x
 
 
-def _mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def mean_pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.unsqueeze(-1).to(tokens.dtype)
     return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
