@@ -350,5 +350,5 @@ def plot_gains(headline: list[Gain], path: Path, title: str = "") -> None:
     ax.set_title(f"llmaug adapter gain on test · {title}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # a one-model chart is narrower than its title
     plt.close(fig)
