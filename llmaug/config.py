@@ -59,6 +59,7 @@ class Settings(BaseModel):
     limit_users: Optional[int] = Field(default=None, ge=1)
     limit_items: Optional[int] = Field(default=None, ge=1)
     history_items: int = Field(ge=1)
+    chunk_size: int = Field(ge=1)
     api_base: Optional[str] = None
     temperature: float = Field(ge=0, le=2)
     top_p: float = Field(ge=0, le=1)

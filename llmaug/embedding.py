@@ -4,6 +4,10 @@ run by ``llmaug.minilm`` without importing sentence-transformers."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
@@ -13,7 +17,7 @@ from .journal import Journal, journal_key
 from .monitor.memory import trim_heap
 
 if TYPE_CHECKING:
-    from .progress import Reporter
+    from .progress import Reporter, Stage
 
 
 class Encoder(Protocol):
@@ -157,13 +161,15 @@ class CachedEncoder:
     copy: a million profiles are 1.5 GB. So callers must not modify what ``encode`` returns.
     """
 
-    def __init__(self, encoder: Encoder, store: Optional[Journal] = None) -> None:
+    def __init__(self, encoder: Encoder, store: Optional[Journal] = None, spill_dir: Optional[Path] = None) -> None:
         self.encoder = encoder
         self.name = encoder.name
         self.store = store
         self._row: dict[str, int] = {}  # text -> its row, counted over the blocks in order
         self._blocks: list[np.ndarray] = []  # one per call that added texts: that call's matrix
         self._rows = 0  # rows over all blocks
+        self._spill_dir = spill_dir
+        self._spill: Optional[SpilledVectors] = None  # vectors of ``encode_chunk``'s texts
         if store is not None:
             stored = {e["text"]: e["vector"] for e in store.entries().values() if e.get("model") == self.name}
             if stored:
@@ -172,30 +178,71 @@ class CachedEncoder:
     def encode(self, texts: list[str], reporter: "Reporter", description: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), np.float32)
-        first_at: dict[str, int] = {}  # each text this call adds -> its first position in ``texts``
-        for position, text in enumerate(texts):
-            if text not in self._row and text not in first_at:
-                first_at[text] = position
-        new = list(first_at)
         stage = reporter.stage(description, total=len(texts))
+        first_at = self._new_texts(texts, lambda text: text in self._row)
+        new = list(first_at)
         stage.advance(len(texts) - len(new))
         if not new:
             return self._gathered(np.fromiter((self._row[t] for t in texts), np.int64, len(texts)))
-        out = self._encoded_into_first_rows(new, len(texts), stage)
+        out, firsts = self._encoded_at_first_positions(first_at, len(texts), stage)
+        block_first = self._rows
+        self._blocks.append(out)
+        self._rows += len(out)
+        self._row.update((text, block_first + position) for text, position in first_at.items())
+        repeats = _others(len(texts), firsts)
+        self._fill(out, repeats, np.fromiter((self._row[texts[i]] for i in repeats), np.int64, len(repeats)))
+        return out
+
+    def encode_chunk(self, texts: list[str], stage: "Stage") -> np.ndarray:
+        """Vectors for one chunk of a stream (the users' profiles) whose caller writes them out at
+        once: each distinct text is still encoded once per run, but its vector is kept on disk
+        (``SpilledVectors``), not here, so memory does not grow with the users."""
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        if self._spill is None:
+            self._spill = SpilledVectors(self._spill_dir)
+        spill = self._spill
+        first_at = self._new_texts(texts, lambda text: text in self._row or spill.row(text) is not None)
+        stage.advance(len(texts) - len(first_at))
+        if first_at:
+            out, firsts = self._encoded_at_first_positions(first_at, len(texts), stage)
+            spill.add(list(first_at), out[firsts])
+        else:
+            out = np.empty((len(texts), self._dimension_known()), np.float32)
+            firsts = np.zeros(0, np.int64)
+        repeats = _others(len(texts), firsts)
+        in_memory = np.array([texts[i] in self._row for i in repeats], bool)
+        memory_targets = repeats[in_memory]
+        self._fill(out, memory_targets, np.fromiter((self._row[texts[i]] for i in memory_targets), np.int64, len(memory_targets)))
+        spilled_targets = repeats[~in_memory]
+        if len(spilled_targets):
+            out[spilled_targets] = spill.read(np.fromiter((spill.row(texts[i]) for i in spilled_targets), np.int64, len(spilled_targets)))
+        return out
+
+    @staticmethod
+    def _new_texts(texts: list[str], known) -> dict[str, int]:
+        """Each text no earlier call encoded -> its first position in ``texts``."""
+        first_at: dict[str, int] = {}
+        for position, text in enumerate(texts):
+            if text not in first_at and not known(text):
+                first_at[text] = position
+        return first_at
+
+    def _encoded_at_first_positions(self, first_at: dict[str, int], rows: int, stage) -> tuple[np.ndarray, np.ndarray]:
+        """A matrix of ``rows`` rows with each new text's vector at its first position, and those positions."""
+        new = list(first_at)
+        out = self._encoded_into_first_rows(new, rows, stage)
         # Each new text's vector moves from row j to its first position, which is at or after j:
         # moving from the last down overwrites no row still to be moved.
         firsts = np.fromiter(first_at.values(), np.int64, len(new))
         for j in np.flatnonzero(firsts != np.arange(len(new)))[::-1]:
             out[firsts[j]] = out[j]
-        block_first = self._rows
-        self._blocks.append(out)
-        self._rows += len(out)
-        self._row.update((text, block_first + position) for text, position in first_at.items())
-        is_repeat = np.ones(len(texts), bool)
-        is_repeat[firsts] = False
-        repeats = np.flatnonzero(is_repeat)
-        self._fill(out, repeats, np.fromiter((self._row[texts[i]] for i in repeats), np.int64, len(repeats)))
-        return out
+        return out, firsts
+
+    def _dimension_known(self) -> int:
+        if self._blocks:
+            return self._blocks[0].shape[1]
+        return self._spill.dimension
 
     def _encoded_into_first_rows(self, new: list[str], rows: int, stage) -> np.ndarray:
         """A matrix of ``rows`` rows whose first ones hold the new texts' vectors, written there by
@@ -256,5 +303,47 @@ class CachedEncoder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._spill is not None:
+            self._spill.close()
         if self.store is not None:  # flush paid vectors even when the run is interrupted
             self.store.close()
+
+
+def _others(count: int, positions: np.ndarray) -> np.ndarray:
+    """The positions below ``count`` that are not in ``positions``."""
+    mask = np.ones(count, bool)
+    mask[positions] = False
+    return np.flatnonzero(mask)
+
+
+class SpilledVectors:
+    """Vectors of texts already encoded in this run, in an unlinked temporary file: a repeated
+    profile is encoded once without holding a million vectors in memory (1.5 GB at 10^6 users).
+    What stays in memory is a 16-byte digest and a row number per distinct text."""
+
+    def __init__(self, directory: Optional[Path] = None) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory)  # gone with the process, however it ends
+        self._rows: dict[bytes, int] = {}
+        self.dimension = 0
+
+    @staticmethod
+    def _digest(text: str) -> bytes:
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def row(self, text: str) -> Optional[int]:
+        return self._rows.get(self._digest(text))
+
+    def add(self, texts: list[str], vectors: np.ndarray) -> None:
+        self.dimension = vectors.shape[1]
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(np.ascontiguousarray(vectors, np.float32).tobytes())
+        self._file.flush()
+        first = len(self._rows)
+        self._rows.update((self._digest(text), first + k) for k, text in enumerate(texts))
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        stored = np.memmap(self._file, np.float32, mode="r", shape=(len(self._rows), self.dimension))
+        return np.asarray(stored[rows])  # fancy indexing copies: the map is let go on return
+
+    def close(self) -> None:
+        self._file.close()

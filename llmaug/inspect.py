@@ -36,5 +36,5 @@ def render_messages(dataset: str, settings: Settings, task_name: str, entity: st
         if entity not in data.candidates:
             raise DatasetError(f"user '{entity}' has fewer than {settings.candidates} items they have not interacted with, so no candidate pool")
     task = TASKS[task_name](data)
-    job = next(j for j in task.jobs() if j.entity == entity)
+    job = task.jobs([entity])[0]
     return PromptRenderer.for_settings(settings).render(task, job)

@@ -3,7 +3,6 @@ validated records (journal) -> embeddings -> atomic files."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -17,24 +16,23 @@ import pandas as pd
 from . import __version__
 from .atomic import write_text_atomically
 from .candidates import BaseModelPlan, plan_base_model
-from .candidates.order import consensus
 from .config import Settings
 from .dataset import SourceDataset, load_source
+from .driver import estimate, run_task
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
 from .monitor import Timer, release_freed_memory, survivors_set_aside
-from .journal import STATUSES, AnswerEntry, AnswerIndex, Journal, Slot, answers_for, index_answers
+from .journal import AnswerIndex, Journal, index_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
 from .records import describe
 from .providers import ProviderContext, get_provider
-from .providers.base import Outcome, Provider
+from .providers.base import Provider
 from .run_dir import RunDir
+from .sinks import Outputs
 from .split import Split, split_interactions
-from .tasks import TASKS, Job, Task
+from .tasks import TASKS
 from .writer import AugmentedData, attribute_suffix, commit, write_dataset
-
-EMBEDDED_TASKS = {"users": "useremb", "items": "itememb"}
 
 
 def augment(
@@ -87,55 +85,41 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
             with contextlib.closing(provider_factory(settings, context)) as provider:
                 return _estimate(provider, data, run, settings)
         counts: dict[str, dict[str, Any]] = {}
-        with _load_encoder(settings, run, reporter, timer) as encoder, Journal(run.journal) as journal:
+        with _load_encoder(settings, run, reporter, timer) as encoder, Journal(run.journal) as journal, contextlib.ExitStack() as files:
             with timer("item_text_embedding"):
                 item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
             provider = provider_factory(settings, dataclasses.replace(context, item_vectors=item_vectors))
             augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
             index = index_answers(journal)
             _warn_about_journal(run, provider, index, reporter)
+            outputs = Outputs(run.staging, source, settings, augmented, encoder, reporter, files)
             with contextlib.closing(provider):  # stops a managed server on success, error and Ctrl-C
                 for name in settings.tasks:
                     task = TASKS[name](data)
-                    with timer(f"task_{name}"):
-                        accepted, counts[name] = _run_task(task, provider, journal, index, reporter)
-                    if name == "edges":
-                        counts[name].update(_collect_edges(accepted, settings, augmented))
-                    else:
-                        _collect(task, accepted, augmented)
-                    ids, texts = _embed_inputs(task, accepted) if name in EMBEDDED_TASKS else ([], [])
-                    # The jobs, each with its prompt's context, are let go before the next stage:
-                    # at 1M users the edges' alone hold 0.9 GB, which would stay through the profiles.
-                    del accepted
-                    release_freed_memory()  # the task's jobs and the answers read back
-                    if name in EMBEDDED_TASKS:
-                        with timer(f"{name}_embedding"):
-                            augmented.vectors[EMBEDDED_TASKS[name]] = (ids, encoder.encode(texts, reporter, f"Embedding {name}"))
-                        del ids, texts
+                    sink, sink_stage = outputs.sink(task)
+                    counts[name] = run_task(task, provider, journal, index, reporter, timer, settings.chunk_size, sink, sink_stage)
+                    counts[name].update(outputs.finish(task))
+                    release_freed_memory()  # the last chunk's jobs and answers
                     if name == "items":
+                        with timer("items_embedding"):
+                            outputs.embed_items()
                         with timer("attribute_embedding"):
                             _embed_each_attribute(augmented, settings.item_attributes, encoder, reporter)
-        with timer("write"), reporter.step("Writing dataset"):
-            files = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile,
-                                  sequences=settings.split_order == "time", label_threshold=settings.label_threshold)
+            with timer("write"), reporter.step("Writing dataset"):
+                written = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile,
+                                        sequences=settings.split_order == "time", label_threshold=settings.label_threshold)
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
-        manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, files, index.unusable)
-        commit(run.staging, run.out, files, manifest)
+        manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, written, index.unusable)
+        commit(run.staging, run.out, written, manifest)
     return manifest
 
 
 def _estimate(provider: Provider, data, run: RunDir, settings: Settings) -> dict[str, Any]:
     """What the run would still send: finished answers in the journal are not counted again."""
     index = index_answers(Journal(run.journal))
-    estimate: dict[str, Any] = {"model": settings.model, "tasks": {}}
-    for name in settings.tasks:
-        task = TASKS[name](data)
-        _, _, jobs = _plan(task, provider, index)
-        input_tokens, output_tokens, cost = provider.estimate(task, jobs)
-        estimate["tasks"][name] = {"requests": len(jobs), "input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
-    costs = [t["cost_usd"] for t in estimate["tasks"].values()]
-    estimate["cost_usd"] = None if None in costs else round(sum(costs), 6)
-    return estimate
+    tasks = {name: estimate(TASKS[name](data), provider, index, settings.chunk_size) for name in settings.tasks}
+    costs = [t["cost_usd"] for t in tasks.values()]
+    return {"model": settings.model, "tasks": tasks, "cost_usd": None if None in costs else round(sum(costs), 6)}
 
 
 def _warn_about_journal(run: RunDir, provider: Provider, index: AnswerIndex, reporter: Reporter) -> None:
@@ -154,7 +138,7 @@ def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Ti
         encoder = get_encoder(settings)
     stage.advance()
     # Paid embeddings are journaled like answers; the local encoder is cheaper to rerun than to store.
-    return CachedEncoder(encoder, None if settings.embedding_model == "local" else Journal(run.embeddings))
+    return CachedEncoder(encoder, None if settings.embedding_model == "local" else Journal(run.embeddings), spill_dir=run.state)
 
 
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> tuple[dict[str, list[str]], BaseModelPlan]:
@@ -173,103 +157,6 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     return ranked, plan
 
 
-FINAL = ("accepted", "failed")  # a request that ended in "error" got no answer: the next run asks again
-
-
-def _plan(task: Task, provider: Provider, index: AnswerIndex) -> tuple[list[Job], dict[Slot, str], list[Job]]:
-    """The task's jobs, their journal keys (by entity and vote), and the jobs no earlier run has finished."""
-    jobs = task.jobs()
-    keys = {job.slot: provider.journal_key(task, job) for job in jobs}
-    pending = [job for job in jobs if index.status.get(keys[job.slot]) not in FINAL]
-    return jobs, keys, pending
-
-
-def _run_task(task: Task, provider: Provider, journal: Journal, index: AnswerIndex, reporter: Reporter) -> tuple[list[tuple[Job, dict]], dict[str, Any]]:
-    """Ask what is pending; return the accepted records (with their jobs) and the task's counts,
-    both read back from the journal so earlier runs' answers count the same as this run's."""
-    jobs, keys, pending = _plan(task, provider, index)
-    stage = reporter.stage(f"Augmenting {task.name}", total=len(jobs))
-    stage.advance(len(jobs) - len(pending), resumed=len(jobs) - len(pending))
-    unanswered: list[Outcome] = []
-
-    def emit(outcome: Outcome) -> None:
-        job = outcome.job
-        entry = AnswerEntry(
-            key=keys[job.slot],
-            task=task.name,
-            entity=job.entity,
-            vote=job.vote,
-            model=provider.model,
-            request_hash=outcome.request_hash,
-            status=outcome.status,
-            record=outcome.record,
-            error=outcome.error,
-            raw=outcome.raw,
-            reasks=outcome.reasks,
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            cost=outcome.cost,
-        ).model_dump()
-        journal.append(entry)
-        index.status[entry["key"]] = STATUSES[entry["status"]]
-        if outcome.retryable:
-            unanswered.append(outcome)
-        stage.advance(
-            accepted=int(outcome.status == "accepted"),
-            failed=int(outcome.status == "failed"),
-            unanswered=int(outcome.retryable),
-            reasked=outcome.reasks,
-            tokens=outcome.input_tokens + outcome.output_tokens,
-            cost=outcome.cost,
-        )
-
-    asyncio.run(provider.run(task, pending, emit))
-    journal.sync()
-    answers = answers_for(journal, keys)
-    final = [a for a in answers.values() if a.status in FINAL]
-    accepted = [(job, answers[job.slot].record) for job in jobs if job.slot in answers and answers[job.slot].status == "accepted"]
-    counts = {
-        "requested": len(jobs),
-        "accepted": len(accepted),
-        "failed": len(final) - len(accepted),
-        "unanswered": len(jobs) - len(final),
-        "reasked": sum(a.reasks for a in answers.values()),
-        "from_earlier_run": len(jobs) - len(pending),
-        "input_tokens": sum(a.input_tokens for a in answers.values()),
-        "output_tokens": sum(a.output_tokens for a in answers.values()),
-        "cost_usd": round(sum(a.cost for a in answers.values()), 6),
-    }
-    if unanswered:
-        counts["unanswered_errors"] = sorted({o.error for o in unanswered})[:5]
-    if accepted and task.name != "edges":
-        counts["empty_fields"] = {f: sum(not record.get(f) for _, record in accepted) for f in accepted[0][1]}
-    return accepted, counts
-
-
-def _collect(task: Task, accepted: list[tuple[Job, dict]], augmented: AugmentedData) -> None:
-    target = {"users": augmented.profiles, "items": augmented.attributes}[task.name]
-    target.update((job.entity, record) for job, record in accepted)
-
-
-def _collect_edges(accepted: list[tuple[Job, dict]], settings: Settings, augmented: AugmentedData) -> dict[str, Any]:
-    """One edge per user: the majority of its valid votes (the one answer, with a single vote),
-    kept if its agreement reaches ``min_agreement``; what was left out is counted."""
-    votes: dict[str, list[tuple[int, str, str]]] = {}
-    for job, record in accepted:
-        votes.setdefault(job.entity, []).append((job.vote, record["liked"], record["disliked"]))
-    no_majority = below = 0
-    for user, picks in votes.items():
-        edge = consensus(picks, settings.votes)
-        if edge is None:
-            no_majority += 1
-        elif edge.agreement < settings.min_agreement:
-            below += 1
-        else:
-            augmented.edges[user] = {"liked": edge.liked, "disliked": edge.disliked, "agreement": edge.agreement}
-    return {"votes": settings.votes, "users_answered": len(votes), "no_majority": no_majority,
-            "below_min_agreement": below, "written": len(votes) - no_majority - below}
-
-
 def _embed_each_attribute(augmented: AugmentedData, attributes: list[str], encoder: CachedEncoder, reporter: Reporter) -> None:
     """One vector per stated value of each generated attribute, the value alone: the reference's
     reading (one embedding per attribute column). Repeated values (a country) are encoded once."""
@@ -277,12 +164,6 @@ def _embed_each_attribute(augmented: AugmentedData, attributes: list[str], encod
         stated = {item: record[attribute] for item, record in augmented.attributes.items() if record.get(attribute)}
         vectors = encoder.encode(list(stated.values()), reporter, f"Embedding {attribute.replace('_', ' ')}")
         augmented.vectors[attribute_suffix(attribute)] = (list(stated), vectors)
-
-
-def _embed_inputs(task: Task, accepted: list[tuple[Job, dict]]) -> tuple[list[str], list[str]]:
-    pairs = [(job.entity, task.embed_text(job, record)) for job, record in accepted]
-    pairs = [(entity, text) for entity, text in pairs if text]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, files, skipped_lines) -> dict[str, Any]:

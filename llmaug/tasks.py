@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Collection, Optional
+from typing import Any, ClassVar, Collection, Iterable, Optional
 
 from pydantic import BaseModel, ValidationError
 
@@ -91,7 +91,18 @@ class Task:
     def schema(self) -> type[BaseModel]:
         raise NotImplementedError
 
-    def jobs(self) -> list[Job]:
+    jobs_per_entity = 1
+
+    def entities(self) -> list[str]:
+        """Whom the task asks about, in the order the driver takes them a chunk at a time."""
+        raise NotImplementedError
+
+    def jobs(self, entities: Optional[Iterable[str]] = None) -> list[Job]:
+        """The requests about ``entities`` (every entity by default): the driver builds them a chunk
+        at a time, as each job carries its prompt's context."""
+        return self._jobs(self.entities() if entities is None else entities)
+
+    def _jobs(self, entities: Iterable[str]) -> list[Job]:
         raise NotImplementedError
 
     def validate(self, job: Job, answer: Any) -> dict[str, Any]:
@@ -119,13 +130,18 @@ class EdgeTask(Task):
     entity_kind = "user"
     schema = EdgeChoice
 
-    def jobs(self) -> list[Job]:
+    @property
+    def jobs_per_entity(self) -> int:
+        return self.data.settings.votes
+
+    def entities(self) -> list[str]:
+        return [user for user in self.data.users() if self.data.candidates.get(user)]
+
+    def _jobs(self, entities: Iterable[str]) -> list[Job]:
         settings, item_text = self.data.settings, self.data.item_text
         jobs = []
-        for user in self.data.users():
-            pool = self.data.candidates.get(user)
-            if not pool:
-                continue
+        for user in entities:
+            pool = self.data.candidates[user]
             history = self._history_context(user)  # one list for every vote: the prompts share their prefix
             orders = display_orders(len(pool), settings.candidate_order, settings.seed, user, settings.votes)
             for vote, order in enumerate(orders):
@@ -164,10 +180,13 @@ class UserProfileTask(Task):
     def schema(self) -> type[BaseModel]:
         return text_record("UserProfile", tuple(self.data.settings.user_profile))
 
-    def jobs(self) -> list[Job]:
+    def entities(self) -> list[str]:
+        return self.data.users()
+
+    def _jobs(self, entities: Iterable[str]) -> list[Job]:
         return [
             Job(self.name, user, {"history": self._history_context(user), "demographics": self.data.demographics.get(user, {})})
-            for user in self.data.users()
+            for user in entities
         ]
 
     def embed_text(self, job: Job, record: dict[str, Any]) -> Optional[str]:
@@ -184,8 +203,11 @@ class ItemAttributeTask(Task):
     def schema(self) -> type[BaseModel]:
         return text_record("ItemAttributes", tuple(self.data.settings.item_attributes))
 
-    def jobs(self) -> list[Job]:
-        return [Job(self.name, item, {"item": self.data.item_text[item]}) for item in self.data.items()]
+    def entities(self) -> list[str]:
+        return self.data.items()
+
+    def _jobs(self, entities: Iterable[str]) -> list[Job]:
+        return [Job(self.name, item, {"item": self.data.item_text[item]}) for item in entities]
 
     def embed_text(self, job: Job, record: dict[str, Any]) -> Optional[str]:
         # The item's own text anchors the vector; stated attributes add to it, unknown ones don't.

@@ -6,6 +6,7 @@ Everything is written into a staging directory first and moved into place only w
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -48,21 +49,35 @@ def embedding_file(suffix: str) -> tuple[str, str, str]:
     return EMBEDDING_FILES[suffix]
 
 
+PROFILE_ROWS = "profile-rows.tsv"  # the profiles as the users task wrote them, in staging: joined into .user
+
+
 @dataclass
 class AugmentedData:
-    """Validated records and vectors, keyed by the source dataset's own tokens."""
+    """Validated records and vectors, keyed by the source dataset's own tokens. What grows with
+    the users was written into staging as the tasks ran (``llmaug.sinks``): the ``.augedge`` file,
+    the profile rows, the user vectors."""
 
-    edges: dict[str, dict[str, Any]] = field(default_factory=dict)             # user -> {liked, disliked, agreement}
-    profiles: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
+    edges_written: bool = False  # the .augedge file, if any user got an edge
+    profiles: Optional[Path] = None  # the profile rows, if any user got a profile
     attributes: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
     candidates: dict[str, list[str]] = field(default_factory=dict)
-    vectors: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)  # suffix -> (ids, matrix)
+    # suffix -> (ids, matrix), or None for a file already written into staging
+    vectors: dict[str, Optional[tuple[list[str], np.ndarray]]] = field(default_factory=dict)
 
 
-def _with_columns(base: pd.DataFrame, key: str, records: dict[str, dict[str, Optional[str]]], prefix: str, names: list[str]) -> pd.DataFrame:
-    added = pd.DataFrame.from_dict(records, orient="index", columns=names).reindex(base[key])
-    added.columns = [f"{prefix}{n}" for n in names]
+def _with_columns(base: pd.DataFrame, key: str, added: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """``base`` with ``added``'s columns (indexed by ``key``'s values), empty where it has no row."""
+    added = added.reindex(base[key])
+    added.columns = [f"{prefix}{n}" for n in added.columns]
     return pd.concat([base.reset_index(drop=True), added.reset_index(drop=True).fillna("")], axis=1)
+
+
+def _profile_rows(path: Path, names: list[str]) -> pd.DataFrame:
+    """The profiles the users task wrote, as written: every cell a string, empty ones empty."""
+    rows = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    rows.columns = ["user", *names]
+    return rows.set_index("user")
 
 
 def write_dataset(
@@ -97,7 +112,7 @@ def write_dataset(
     items = source.items
     item_types = dict(source.item.types)
     if data.attributes:
-        items = _with_columns(items, iid, data.attributes, "attr_", item_attributes)
+        items = _with_columns(items, iid, pd.DataFrame.from_dict(data.attributes, orient="index", columns=item_attributes), "attr_")
         item_types.update({f"attr_{a}": "token" for a in item_attributes})
     emit("item", items, item_types)
 
@@ -107,31 +122,28 @@ def write_dataset(
         unlisted = user_ids[~user_ids[uid].isin(source.users[uid])]
         users = pd.concat([source.users, unlisted], ignore_index=True).fillna("")
     user_types = dict(source.user.types) if source.user else {uid: "token"}
-    if data.profiles:
-        users = _with_columns(users, uid, data.profiles, "profile_", user_profile)
+    if data.profiles is not None:
+        users = _with_columns(users, uid, _profile_rows(data.profiles, user_profile), "profile_")
         user_types.update({f"profile_{p}": "token" for p in user_profile})
     emit("user", users, user_types)
 
-    if data.edges:
-        edges = pd.DataFrame(
-            [(u, e["liked"], e["disliked"], round(e["agreement"], 4)) for u, e in data.edges.items()],
-            columns=["user_id", "pos_item_id", "neg_item_id", "agreement"]
-        )
-        emit("augedge", edges, {"user_id": "token", "pos_item_id": "token", "neg_item_id": "token", "agreement": "float"})
+    if data.edges_written:
+        written.append(f"{name}.augedge")
     if data.candidates:
         frame = pd.DataFrame({"user_id": list(data.candidates), "candidates": [" ".join(c) for c in data.candidates.values()]})
         emit("candidates", frame, {"user_id": "token", "candidates": "token_seq"})
 
     # RecBole cannot load a float_seq file without rows (max() of nothing): a kind of vector that no
     # record produced (every profile empty, say) gets no file rather than an empty one.
-    vectors = {suffix: (ids, matrix) for suffix, (ids, matrix) in data.vectors.items() if len(ids)}
-    for suffix, (ids, matrix) in vectors.items():
-        id_field, vector_field, _ = embedding_file(suffix)
-        write_vector_file(staging / f"{name}.{suffix}", id_field, vector_field, ids, matrix)
+    vectors = [suffix for suffix, held in data.vectors.items() if held is None or len(held[0])]
+    for suffix in vectors:
+        if data.vectors[suffix] is not None:
+            id_field, vector_field, _ = embedding_file(suffix)
+            write_vector_file(staging / f"{name}.{suffix}", id_field, vector_field, *data.vectors[suffix])
         written.append(f"{name}.{suffix}")
 
     attribute_fields = {a: embedding_file(attribute_suffix(a))[0] for a in item_attributes if attribute_suffix(a) in vectors}
-    config = dataset_config(final_dir, source, list(vectors), attribute_fields if data.attributes else None)
+    config = dataset_config(final_dir, source, vectors, attribute_fields if data.attributes else None)
     write_text_atomically(staging / "recbole.yaml", _yaml(final_dir, "BPR", config))
     written.append("recbole.yaml")
     if sequences:

@@ -155,9 +155,13 @@ def test_a_committed_journal_rebuilds_the_dataset_without_asking_again(server, b
 
 
 def test_kill_9_then_resume_repeats_no_finished_request(server, books, tmp_path):
-    """Three edge votes per user among the requests: a finished vote is not asked again either."""
+    """Three edge votes per user among the requests: a finished vote is not asked again either.
+    Chunks of 7 users: the kill comes in the edges' second chunk, and the resumed run reads the
+    first chunk's answers back at their journal offsets."""
     server.behaviour = Behaviour(latency=0.15)
-    directory, config = books
+    directory, books_config = books
+    config = tmp_path / "chunked.yaml"
+    config.write_text(books_config.read_text() + "\nchunk_size: 7\n", encoding="utf-8")
     out = tmp_path / "killed"
     command = [*LLMAUG, "augment", "--dataset", str(directory), "--config", str(config), "--out", str(out), "--quiet",
                "--model", "openai/stub-llm", "--api-base", server.base_url, "--concurrency", "4", "--votes", "3",

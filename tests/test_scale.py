@@ -19,7 +19,7 @@ from llmaug.candidates import plan_base_model
 from llmaug.candidates.policy import LIGHTGCN_LIMIT
 from llmaug.errors import DatasetError
 from llmaug.input import reader
-from llmaug.journal import AnswerEntry, Journal, answers_for, index_answers
+from llmaug.journal import AnswerEntry, Journal, index_answers
 from llmaug.monitor import Timer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -59,12 +59,26 @@ def test_the_journal_index_holds_statuses_and_reads_records_back_streaming(tmp_p
     with path.open("a") as fh:
         fh.write('{"key": "f", "sta')  # torn
     index = index_answers(Journal(path))
-    assert index.status == {"a": "accepted", "b": "accepted", "c": "failed"}
+    assert index.statuses(["a", "b", "c", "d", "e", "f", "z"]) == ["accepted", "accepted", "failed", None, None, None, None]
     assert index.models == {"m"} and index.unusable == 3  # d, e and the torn line
-    answers = answers_for(Journal(path), {"A": "a", "C": "c", "E": "e", "Z": "z"})
+    assert index.hashes.nbytes + index.offsets.nbytes + index.codes.nbytes == 3 * 17  # no key held as a string
+    answers = index.answers(Journal(path), {"A": "a", "C": "c", "E": "e", "Z": "z"})
     assert set(answers) == {"A", "C"}
     assert answers["A"].record == {"liked": "i1", "disliked": "i2"} and answers["A"].input_tokens == 10
     assert answers["C"].status == "failed" and answers["C"].record is None
+
+
+def test_an_answer_is_read_back_only_under_its_whole_key(tmp_path, monkeypatch):
+    # The index holds 64 bits of each key; two keys sharing them must not swap answers.
+    import llmaug.journal as journal_module
+
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        journal.append(entry("a"))
+    monkeypatch.setattr(journal_module, "key_hash", lambda key: 7)  # every key collides
+    index = index_answers(Journal(path))
+    assert index.statuses(["b"]) == ["accepted"]  # looks finished by its hash alone...
+    assert index.answers(Journal(path), {"B": "b", "A": "a"}).keys() == {"A"}  # ...but only a's line is a's answer
 
 
 def test_records_read_back_share_their_field_names_and_short_values(tmp_path):
@@ -75,7 +89,7 @@ def test_records_read_back_share_their_field_names_and_short_values(tmp_path):
         for key in ("a", "b"):
             journal.append(AnswerEntry(key=key, task="users", entity=key.upper(), model="m", request_hash="h", status="accepted",
                                        record={"liked_genre": "War, Drama", "summary": long, "country": None}).model_dump())
-    first, second = (answers_for(Journal(path), {"A": "a", "B": "b"})[e].record for e in ("A", "B"))
+    first, second = (index_answers(Journal(path)).answers(Journal(path), {"A": "a", "B": "b"})[e].record for e in ("A", "B"))
     assert first == second == {"liked_genre": "War, Drama", "summary": long, "country": None}
     assert all(x is y for x, y in zip(first, second))  # the field names
     assert first["liked_genre"] is second["liked_genre"] and first["summary"] is not second["summary"]
@@ -208,9 +222,9 @@ class JobWatchingEncoder(CountingEncoder):
         return super().encode(texts, on_batch, out)
 
 
-def test_a_tasks_jobs_are_let_go_before_its_texts_are_embedded(tmp_path, monkeypatch):
+def test_the_driver_holds_one_chunk_of_jobs_while_it_embeds(tmp_path, monkeypatch):
     # A job carries its prompt's context: at 1M users the edges' jobs held 0.9 GB and the
-    # profiles' 0.6 GB, through the next task and the profile embedding.
+    # profiles' 0.6 GB, through the next task and the profile embedding. Now a chunk's are held.
     from llmaug import pipeline
     from llmaug.config import load_settings
     from llmaug.tasks import Job
@@ -220,9 +234,13 @@ def test_a_tasks_jobs_are_let_go_before_its_texts_are_embedded(tmp_path, monkeyp
     config.write_text(BOOKS_CONFIG, encoding="utf-8")
     encoder = JobWatchingEncoder({id(o) for o in gc.get_objects() if isinstance(o, Job)})
     monkeypatch.setattr(pipeline, "get_encoder", lambda settings: encoder)
-    manifest = pipeline.augment(str(make_books(tmp_path / "data")), tmp_path / "out", load_settings(config))
+    settings = load_settings(config).model_copy(update={"chunk_size": 15})
+    manifest = pipeline.augment(str(make_books(tmp_path / "data")), tmp_path / "out", settings)
     assert {name: counts["accepted"] for name, counts in manifest["tasks"].items()} == {"edges": 40, "users": 40, "items": 20}
-    assert len(encoder.live_jobs) >= 2 and not any(encoder.live_jobs), encoder.live_jobs  # item texts, the profiles (items: cached)
+    # The item texts first, with no job alive; then the profiles of 40 users in chunks of 15 (each
+    # profile text is new), each call with its own chunk's jobs alone; then the items', with none.
+    live = encoder.live_jobs
+    assert live[:4] == [{}, {"users": 15}, {"users": 15}, {"users": 10}] and not any(live[4:]), live
 
 
 def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(tmp_path):
@@ -421,3 +439,23 @@ def test_the_local_encoder_gives_sentence_transformers_vectors_without_importing
     loaded = subprocess.run([sys.executable, "-c", probe + "; e.LocalEncoder(); print('sentence_transformers' in sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.split()
     assert loaded == ["False", "False"]
+
+
+def test_chunks_of_any_size_write_the_same_dataset(tmp_path):
+    # Chunks are the driver's business: edges (three votes each), profiles, vectors and counts
+    # come out the same whether 40 users go in one chunk or in chunks of 7.
+    from llmaug import pipeline
+    from llmaug.config import load_settings
+    from tiny_dataset import BOOKS_CONFIG, make_books
+
+    config = tmp_path / "books.yaml"
+    config.write_text(BOOKS_CONFIG + "\nvotes: 3\ncandidate_order: shuffled\nmin_agreement: 0.3\n", encoding="utf-8")
+    data = make_books(tmp_path / "data")
+    manifests, files = {}, {}
+    for size in (7, 50_000):
+        out = tmp_path / f"chunks{size}"
+        manifests[size] = pipeline.augment(str(data), out, load_settings(config).model_copy(update={"chunk_size": size}))
+        files[size] = {p.name.replace(out.name, "x"): p.read_bytes().replace(out.name.encode(), b"x")
+                       for p in out.iterdir() if p.is_file() and p.name != "manifest.json"}
+    assert files[7] == files[50_000] and {"x.augedge", "x.useremb", "x.user"} <= set(files[7])
+    assert manifests[7]["tasks"] == manifests[50_000]["tasks"] and manifests[7]["tasks"]["edges"]["written"] > 0

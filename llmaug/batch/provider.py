@@ -53,6 +53,11 @@ class BatchProvider(LiteLLMProvider):
         usage = Usage(prompt_tokens=input_tokens, completion_tokens=output_tokens, total_tokens=input_tokens + output_tokens)
         return float(sum(batch_cost_calculator(usage, self.target)))
 
+    def chunk_size(self, configured: int) -> Optional[int]:
+        # A task whole: chunks in turn would wait up to 24 h each for their own batches, and a
+        # re-run follows earlier batches by the task's pending keys.
+        return None
+
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
         if not jobs:
             return

@@ -53,6 +53,10 @@ class Provider(ABC):
         """Input tokens, output tokens and cost (``None`` if unpriced) ``jobs`` would take; sends nothing."""
         return 0, 0, 0.0
 
+    def chunk_size(self, configured: int) -> Optional[int]:
+        """How many entities the driver hands ``run`` at a time; ``None``: a task's all at once."""
+        return configured
+
     @abstractmethod
     async def run(self, task: Task, jobs: Sequence[Job], emit: Emit) -> None:
         """Answer ``jobs``, calling ``emit`` once per job as soon as its outcome is final."""
