@@ -7,7 +7,7 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Mapping, Sequence
+from typing import IO, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,44 +42,59 @@ def write_vector_file(path: Path, id_field: str, vector_field: str, ids: Sequenc
 class AtomicRows:
     """An atomic file written a part at a time, as its rows are produced (a million users' edges or
     vectors need not be held until the end): it appears at ``path`` complete when closed, and not
-    at all if the run fails first. Without ``keep_empty``, a file that got no row does not appear
-    either: RecBole cannot load a ``float_seq`` file without rows (max() of nothing)."""
+    at all if the run fails first. Nothing is written before the first rows. Without
+    ``keep_empty``, a file that got no row does not appear at all: RecBole cannot load a
+    ``float_seq`` file without rows (max() of nothing)."""
 
     def __init__(self, path: Path, types: Mapping[str, str], keep_empty: bool = False) -> None:
         self.path = Path(path)
         self.types = dict(types)
         self.keep_empty = keep_empty
         self.rows = 0
-        self._written = atomically_written(self.path)
-        self._fh = self._written.__enter__()
-        # As pandas writes a header under QUOTE_MINIMAL: no "name:type" holds a tab, quote or newline.
-        self._fh.write("\t".join(f"{name}:{kind}" for name, kind in self.types.items()) + "\n")
+        self._written: Optional[contextlib.AbstractContextManager] = None
+        self._fh: Optional[IO] = None
 
     def frame(self, frame: pd.DataFrame) -> None:
-        frame.to_csv(self._fh, columns=list(self.types), header=False, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        if not len(frame):
+            return
+        frame.to_csv(self._file(), columns=list(self.types), header=False, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
         self.rows += len(frame)
 
     def vectors(self, ids: Sequence[str], vectors: np.ndarray, chunk: int = 8192) -> None:
         """One token and one ``float_seq`` cell a row, formatted a chunk of rows at a time: a million
         384-d vectors are ~4 GB as Python strings, ~0.1 GB a chunk at a time."""
+        if not len(ids):
+            return
+        fh = self._file()
         for start in range(0, len(ids), chunk):
             cells = float_seq(vectors[start : start + chunk])
-            self._fh.write("".join(f"{_quoted(token)}\t{cell}\n" for token, cell in zip(ids[start : start + chunk], cells)))
+            fh.write("".join(f"{_quoted(token)}\t{cell}\n" for token, cell in zip(ids[start : start + chunk], cells)))
         self.rows += len(ids)
 
     def close(self) -> bool:
-        """Put the file in place; whether it was (it is not when it got no row and must not be empty)."""
-        if self._fh.closed:
-            return self.path.exists()
-        self._written.__exit__(None, None, None)
+        """Put the file in place; whether there is one (not when it got no row and must not be empty)."""
+        if self._fh is not None and self._written is None:  # closed before
+            return True
         if not self.rows and not self.keep_empty:
-            self.path.unlink()
+            self.discard()
             return False
+        self._file()
+        written, self._written = self._written, None
+        written.__exit__(None, None, None)
         return True
 
     def discard(self) -> None:
-        if not self._fh.closed:
-            self._written.__exit__(RuntimeError, RuntimeError("discarded"), None)
+        if self._written is not None:
+            written, self._written = self._written, None
+            written.__exit__(RuntimeError, RuntimeError("discarded"), None)
+
+    def _file(self) -> IO:
+        if self._fh is None:
+            self._written = atomically_written(self.path)
+            self._fh = self._written.__enter__()
+            # As pandas writes a header under QUOTE_MINIMAL: no "name:type" holds a tab, quote or newline.
+            self._fh.write("\t".join(f"{name}:{kind}" for name, kind in self.types.items()) + "\n")
+        return self._fh
 
     def __enter__(self) -> "AtomicRows":
         return self

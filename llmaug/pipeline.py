@@ -62,18 +62,23 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
         source, usable = source.split_off(), usable.split_off()
         if "edges" in settings.tasks:
             check_rankable(split.train, source, settings.candidates)
-        data = build_prompt_data(source, split.train, settings)
         release_freed_memory()
     for warning in usable.warnings(source):
         reporter.warn(warning)
 
     with run.claimed(source.directory, fresh), reporter.running():
-        without_pool, plan = 0, None
+        without_pool, plan, pools = 0, None, {}
         if "edges" in settings.tasks:
             with timer("candidates"):
                 pools, plan = _candidates(run, source, split, settings, reporter)
-                data.candidates.update(pools)
                 release_freed_memory()  # RecBole's dataset and model
+        # The prompt data after the base model, which needs the training split alone: at 1M users
+        # the histories are ~0.8 GB that would otherwise sit beside RecBole's.
+        with timer("prompt_data"):
+            data = build_prompt_data(source, split.train, settings)
+            data.candidates.update(pools)
+            del pools
+        if "edges" in settings.tasks:
             without_pool = len(set(data.histories) - set(data.candidates))
             if without_pool:
                 reporter.warn(f"llmaug: warning: users with fewer than {settings.candidates} items they have not interacted with: "
@@ -148,8 +153,9 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     for field in (source.uid_field, source.iid_field):  # all the base model sees: no validation or test interaction
         fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())
     cache = run.state / f"candidates-{fingerprint.hexdigest()[:16]}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text(encoding="utf-8")), plan
+    if cache.is_file():  # each item id one string object again, as ranking gives them (10M ids at 1M users)
+        shared: dict[str, str] = {}
+        return {user: [shared.setdefault(item, item) for item in pool] for user, pool in json.loads(cache.read_text(encoding="utf-8")).items()}, plan
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
     ranked = rank_candidates(split.train, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)

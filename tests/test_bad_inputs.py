@@ -314,7 +314,7 @@ def test_a_full_disk_before_the_first_answer_leaves_out_as_it_was(shelf, pattern
 
 @pytest.mark.slow
 def test_a_full_disk_after_answers_keeps_them_and_fresh_puts_an_earlier_run_back(shelf):
-    late = shelf.augment(full_disk_at=".llmaug/staging/*")
+    late = shelf.augment(full_disk_at=".llmaug/staging/*.user.*")  # the .user file is written once every task is done
     _one_error_line(late, "run the same command again to continue")
     assert (shelf.out / ".llmaug" / "journal.jsonl").stat().st_size > 0 and not (shelf.out / "manifest.json").exists()
     resumed = shelf.augment()
