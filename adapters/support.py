@@ -9,19 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmaug.errors import ModelError
+from llmaug.recbole_compat import MODEL_FAMILIES, model_package
 
 from .shapes import shape_of
 
 BEGIN, END = "<!-- support-matrix:begin -->", "<!-- support-matrix:end -->"
 
-
-# RecBole's model packages, as the README names the families
-FAMILIES = {
-    "general": "general_recommender",
-    "sequential": "sequential_recommender",
-    "context-aware": "context_aware_recommender",
-    "knowledge-aware": "knowledge_aware_recommender",
-}
 
 
 @dataclass(frozen=True)
@@ -35,9 +28,7 @@ class Support:
 
 def recommenders(family: str) -> list[type]:
     """Every model class RecBole ships in a family, by name."""
-    from llmaug.recbole_compat import model_package
-
-    package = model_package(FAMILIES[family])
+    package = model_package(MODEL_FAMILIES[family])
     classes = [getattr(package, name) for name in dir(package)]
     return sorted((c for c in classes if isinstance(c, type)), key=lambda c: c.__name__.lower())
 
@@ -51,7 +42,7 @@ def support_of(model_class: type, family: str) -> Support:
 
 
 def matrix() -> list[Support]:
-    return [support_of(c, family) for family in FAMILIES for c in recommenders(family)]
+    return [support_of(c, family) for family in MODEL_FAMILIES for c in recommenders(family)]
 
 
 def render(rows: list[Support]) -> str:

@@ -67,15 +67,11 @@ class OnnxMiniLM:
     def encode(self, texts):
         import torch
 
-        from llmaug.minilm import mean_pool
+        from llmaug.minilm import mean_pool, padded
 
-        ids = self.token_ids(texts)
-        batch = np.zeros((len(ids), max(map(len, ids))), np.int64)
-        for row, tokens in enumerate(ids):
-            batch[row, : len(tokens)] = tokens
-        mask = (np.arange(batch.shape[1]) < np.array([len(i) for i in ids])[:, None]).astype(np.int64)
-        tokens = self.session.run(None, {"ids": batch, "mask": mask})[0]
-        return mean_pool(torch.from_numpy(tokens), torch.from_numpy(mask).bool())
+        batch, mask = padded(self.token_ids(texts))
+        tokens = self.session.run(None, {"ids": batch.numpy(), "mask": mask.long().numpy()})[0]
+        return mean_pool(torch.from_numpy(tokens), mask)
 
 
 def onnx_runtime(directory: Path):

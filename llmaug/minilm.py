@@ -55,13 +55,9 @@ class MiniLM:
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """[len(texts), dimension]: the mean of each text's token representations."""
-        ids = self.token_ids(texts)
-        lengths = torch.tensor([len(i) for i in ids])
-        batch = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
-        for row, tokens in enumerate(ids):
-            batch[row, : len(tokens)] = torch.tensor(tokens)
-        mask = (torch.arange(batch.shape[1]) < lengths[:, None]).to(self.device)
-        return mean_pool(self._forward(batch.to(self.device), mask), mask)
+        batch, mask = padded(self.token_ids(texts))
+        batch, mask = batch.to(self.device), mask.to(self.device)
+        return mean_pool(self._forward(batch, mask), mask)
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         w, eps = self.weights, self.eps
@@ -83,6 +79,15 @@ class MiniLM:
             x = F.layer_norm(x + F.linear(hidden, w[p + "output.dense.weight"], w[p + "output.dense.bias"]),
                              (self.dimension,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
         return x
+
+
+def padded(ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids as one batch padded to its longest text, and the mask of real tokens."""
+    lengths = torch.tensor([len(i) for i in ids])
+    batch = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+    for row, tokens in enumerate(ids):
+        batch[row, : len(tokens)] = torch.tensor(tokens)
+    return batch, torch.arange(batch.shape[1]) < lengths[:, None]
 
 
 def mean_pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

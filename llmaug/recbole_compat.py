@@ -47,6 +47,15 @@ def trusted_checkpoints() -> Iterator[None]:
             os.environ[key] = previous
 
 
+# RecBole's model packages by family, as the README's support matrix names the families
+MODEL_FAMILIES = {
+    "general": "general_recommender",
+    "sequential": "sequential_recommender",
+    "context-aware": "context_aware_recommender",
+    "knowledge-aware": "knowledge_aware_recommender",
+}
+
+
 def model_package(name: str) -> ModuleType:
     """``recbole.model.<name>``, with torch's autograd anomaly mode as it was before the import.
 

@@ -121,16 +121,12 @@ def _trainer_class(config):
     return CpuDistributedTrainer
 
 
-RECBOLE_MODEL_PACKAGES = ("general_recommender", "context_aware_recommender", "sequential_recommender",
-                          "knowledge_aware_recommender")
-
-
 def model_class(name: str):
     """A RecBole model class by name (RecBole's get_model also tries optional libraries such as
     lightgbm and fails with an ImportError for a misspelt name)."""
-    from .recbole_compat import model_package
+    from .recbole_compat import MODEL_FAMILIES, model_package
 
-    for package in RECBOLE_MODEL_PACKAGES:
+    for package in MODEL_FAMILIES.values():
         found = getattr(model_package(package), name, None)
         if isinstance(found, type):
             return found

@@ -269,6 +269,24 @@ def test_the_encoder_cache_encodes_each_distinct_text_once_and_keeps_the_order(t
     assert rerun_inner.seen == [["z"]]
 
 
+def test_a_streamed_text_is_encoded_once_per_run_and_its_vector_kept_on_disk(tmp_path):
+    from llmaug.embedding import CachedEncoder
+    from llmaug.progress import quiet_reporter
+
+    inner = CountingEncoder()
+    cached = CachedEncoder(inner, spill_dir=tmp_path)
+    cached.encode(["a"], quiet_reporter(), "items")  # held in memory, as item texts are
+    stage = quiet_reporter().stage("profiles", None)
+    first = cached.encode_chunk(["p", "q", "p", "a"], stage)
+    second = cached.encode_chunk(["q", "r", "a", "p", "r"], stage)
+    assert first.tolist() == [[1, 112], [1, 113], [1, 112], [1, 97]]
+    assert second.tolist() == [[1, 113], [1, 114], [1, 97], [1, 112], [1, 114]]
+    assert inner.seen == [["a"], ["p", "q"], ["r"]]  # every distinct text once, over both chunks
+    assert cached.encode_chunk(["q", "a"], stage).tolist() == [[1, 113], [1, 97]] and inner.seen[-1] == ["r"]
+    assert len(cached._blocks) == 1  # the chunks' vectors are not held: only the items' block is
+    assert not list(tmp_path.iterdir())  # the spill file is unlinked: it goes with the process however it ends
+
+
 def _ml100k_training_split(tmp_path):
     from llmaug.candidates.policy import BaseModelPlan
     from llmaug.candidates.ranking import base_model_config
