@@ -1,5 +1,6 @@
-"""``llmaug augment`` as a library call: dataset -> split -> candidates -> jobs -> provider ->
-validated records (journal) -> embeddings -> atomic files."""
+"""``llmaug augment`` as a library call: dataset -> split -> candidates -> prompt data -> per task,
+a chunk of users at a time (``driver``): jobs -> provider -> validated records (journal) -> sinks
+(embeddings, atomic files in staging) -> the dataset committed."""
 
 from __future__ import annotations
 
