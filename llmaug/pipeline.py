@@ -79,6 +79,9 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
             data = build_prompt_data(source, split.train, settings)
             data.candidates.update(pools)
             del pools
+            if source.time_field and settings.split_order != "time":
+                split.let_go(source.time_field)  # the histories are in time order now; only sequence files read it later
+            release_freed_memory()
         if "edges" in settings.tasks:
             without_pool = len(set(data.histories) - set(data.candidates))
             if without_pool:

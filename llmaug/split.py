@@ -32,6 +32,12 @@ class Split:
     def parts(self) -> dict[str, pd.DataFrame]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
 
+    def let_go(self, column: str) -> None:
+        """Drop ``column`` from every part once nothing reads it (30 M times are 0.24 GB)."""
+        for frame in self.parts().values():
+            if column in frame.columns:
+                del frame[column]
+
 
 def _part_sizes(total: int, ratios: list[float]) -> tuple[int, int]:
     from recbole.data.dataset import Dataset
