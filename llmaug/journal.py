@@ -157,7 +157,6 @@ def index_answers(journal: "Journal") -> AnswerIndex:
     return index
 
 
-
 SHORT_VALUE = 64  # characters: ages, genres, countries, item ids repeat across records; sentences do not
 
 

@@ -91,7 +91,7 @@ class Task:
     def schema(self) -> type[BaseModel]:
         raise NotImplementedError
 
-    jobs_per_entity = 1
+    jobs_per_entity = 1  # requests per entity; the edge task asks each user's pool once per vote
 
     def entities(self) -> list[str]:
         """Whom the task asks about, in the order the driver takes them a chunk at a time."""
