@@ -1,5 +1,6 @@
-"""Memory held by the records a run reads back from its journal, per task: what stays resident
-from the end of each task until the dataset is written.
+"""Memory held by the records a run reads back from its journal, per task, all of a task's at
+once. Until issue 26 that stayed resident from the end of each task until the dataset was
+written; the streaming driver now holds one chunk's (``chunk_size`` entities) at a time.
 
 Point it at the journal of a large run (a 1M-user `bench_scale.py` run leaves one of ~770 MB in
 `<scratch>/out1000000/.llmaug/journal.jsonl`); each task is read in a fresh process, so its number

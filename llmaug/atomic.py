@@ -73,8 +73,6 @@ class AtomicRows:
 
     def close(self) -> bool:
         """Put the file in place; whether there is one (not when it got no row and must not be empty)."""
-        if self._fh is not None and self._written is None:  # closed before
-            return True
         if not self.rows and not self.keep_empty:
             self.discard()
             return False
