@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def render_messages(dataset: str, settings: Settings, task_name: str, entity: st
         with tempfile.TemporaryDirectory() as scratch:
             # The same seed and settings give the same pools a run would rank.
             pools, _plan = _candidates(RunDir(Path(scratch) / source.name), source, split, settings, quiet_reporter())
-            data.candidates.update(pools)
+            data = dataclasses.replace(data, candidates=pools)
         if entity not in data.candidates:
             raise DatasetError(f"user '{entity}' has fewer than {settings.candidates} items they have not interacted with, so no candidate pool")
     task = TASKS[task_name](data)

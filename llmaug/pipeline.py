@@ -17,6 +17,7 @@ import pandas as pd
 from . import __version__
 from .atomic import write_text_atomically
 from .candidates import BaseModelPlan, plan_base_model
+from .candidates.pools import Pools
 from .config import Settings
 from .dataset import SourceDataset, load_source
 from .driver import estimate, run_task
@@ -68,7 +69,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
         reporter.warn(warning)
 
     with run.claimed(source.directory, fresh), reporter.running():
-        without_pool, plan, pools = 0, None, {}
+        without_pool, plan, pools = 0, None, None
         if "edges" in settings.tasks:
             with timer("candidates"):
                 pools, plan = _candidates(run, source, split, settings, reporter)
@@ -76,8 +77,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
         # The prompt data after the base model, which needs the training split alone: at 1M users
         # the histories are ~0.8 GB that would otherwise sit beside RecBole's.
         with timer("prompt_data"):
-            data = build_prompt_data(source, split.train, settings)
-            data.candidates.update(pools)
+            data = build_prompt_data(source, split.train, settings, pools)
             del pools
             if source.time_field and settings.split_order != "time":
                 split.let_go(source.time_field)  # the histories are in time order now; only sequence files read it later
@@ -150,20 +150,20 @@ def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Ti
     return CachedEncoder(encoder, None if settings.embedding_model == "local" else Journal(run.embeddings), spill_dir=run.state)
 
 
-def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> tuple[dict[str, list[str]], BaseModelPlan]:
+def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> tuple[Pools, BaseModelPlan]:
     """Rank once per (split, base model plan): a re-run reuses the pools its answers were built on."""
     plan = plan_base_model(settings.candidate_model, settings.candidate_epochs, settings.candidate_config, len(split.train))
-    fingerprint = hashlib.sha256(json.dumps([plan.model, settings.candidates, plan.epochs, plan.config, settings.seed], sort_keys=True).encode())
+    identity = [plan.model, settings.candidates, plan.epochs, plan.config, settings.seed] + (["sparse"] if plan.sparse else [])  # dense: as before sparse training came
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for field in (source.uid_field, source.iid_field):  # all the base model sees: no validation or test interaction
         fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())
     cache = run.state / f"candidates-{fingerprint.hexdigest()[:16]}.json"
-    if cache.is_file():  # each item id one string object again, as ranking gives them (10M ids at 1M users)
-        shared: dict[str, str] = {}
-        return {user: [shared.setdefault(item, item) for item in pool] for user, pool in json.loads(cache.read_text(encoding="utf-8")).items()}, plan
+    if cache.is_file():
+        return Pools.from_lists(json.loads(cache.read_text(encoding="utf-8"))), plan
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
     ranked = rank_candidates(split.train, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
-    write_text_atomically(cache, json.dumps(ranked, ensure_ascii=False))
+    write_text_atomically(cache, ranked.to_json())
     return ranked, plan
 
 

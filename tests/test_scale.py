@@ -16,7 +16,7 @@ import pytest
 from conftest import invoke_llmaug
 from llmaug.atomic import write_atomic_file, write_vector_file
 from llmaug.candidates import plan_base_model
-from llmaug.candidates.policy import LIGHTGCN_LIMIT
+from llmaug.candidates.policy import LARGE_BATCH, LIGHTGCN_LIMIT
 from llmaug.errors import DatasetError
 from llmaug.input import reader
 from llmaug.journal import AnswerEntry, Journal, index_answers
@@ -30,13 +30,15 @@ def test_auto_keeps_lightgcn_on_small_data_and_switches_to_large_batch_bpr_above
     assert plan_base_model("auto", 10, {}, 80_808).model == "LightGCN"
     assert plan_base_model("auto", 10, {}, LIGHTGCN_LIMIT).model == "LightGCN"
     large = plan_base_model("auto", 10, {}, 24_000_000)
-    assert large.model == "BPR" and large.config["learning_rate"] > 0.001
-    assert 24_000_000 // large.config["train_batch_size"] <= 128  # few Adam steps over a 1M-row table an epoch
+    assert large.model == "BPR" and large.config["learning_rate"] > 0.001 and large.sparse
+    # Bounded however large the data: sparse steps cost their batch, not the table.
+    assert large.config["train_batch_size"] == plan_base_model("auto", 10, {}, 10**10).config["train_batch_size"] == LARGE_BATCH
     assert plan_base_model("auto", 10, {}, 2_400_000).config["train_batch_size"] == 65_536
     mid = plan_base_model("auto", 10, {}, LIGHTGCN_LIMIT + 1)
     assert 2_048 <= mid.config["train_batch_size"] <= (LIGHTGCN_LIMIT + 1) // 16  # at least 16 batches an epoch
-    # What the user names is kept, and their candidate_config keys win over auto's.
+    # What the user names is kept and trained as RecBole trains it, and their candidate_config keys win over auto's.
     assert plan_base_model("NeuMF", 3, {"learning_rate": 0.1}, 24_000_000).config == {"learning_rate": 0.1}
+    assert not plan_base_model("BPR", 3, {}, 24_000_000).sparse
     assert plan_base_model("auto", 10, {"learning_rate": 0.05}, 24_000_000).config["learning_rate"] == 0.05
 
 
@@ -302,6 +304,32 @@ def _ml100k_training_split(tmp_path):
     return config, TrainingSplit(config, train)
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_sparse_step_moves_the_rows_its_batch_looked_up_and_no_other(tmp_path, sparse):
+    """The large-data plan's SparseAdam against RecBole's dense Adam, two steps on ml-100k: dense
+    Adam's second step also moves the rows only the first batch touched (their momentum), reading
+    and writing the whole table, which is what made each step at 1M users cost the table."""
+    from recbole.model.general_recommender import BPR
+
+    from llmaug.candidates.ranking import _fit, _optimizers, _Silent, _train_loader
+
+    config, dataset = _ml100k_training_split(tmp_path)
+    loader = _train_loader(config, dataset)
+    first, second = [batch for _, batch in zip(range(2), loader)]
+    model = BPR(config, loader.dataset)
+    optimizers = _optimizers(model, 0.01, sparse)
+    _fit(model, [first], 1, optimizers, _Silent())
+    after_first = model.user_embedding.weight.detach().clone()
+    _fit(model, [second], 1, optimizers, _Silent())
+    moved = set(np.flatnonzero((model.user_embedding.weight.detach() != after_first).any(dim=1).numpy()))
+    looked_up = set(second["user_id"].numpy())
+    assert model.user_embedding.weight.grad.is_sparse == sparse
+    if sparse:
+        assert moved == looked_up
+    else:
+        assert moved == looked_up | set(first["user_id"].numpy()) != looked_up
+
+
 def test_the_pair_sampler_draws_the_negatives_recboles_sampler_draws(tmp_path):
     import torch
     from recbole.sampler import Sampler
@@ -477,3 +505,40 @@ def test_chunks_of_any_size_write_the_same_dataset(tmp_path):
                        for p in out.iterdir() if p.is_file() and p.name != "manifest.json"}
     assert files[7] == files[50_000] and {"x.augedge", "x.useremb", "x.user"} <= set(files[7])
     assert manifests[7]["tasks"] == manifests[50_000]["tasks"] and manifests[7]["tasks"]["edges"]["written"] > 0
+
+
+def test_histories_demographics_and_pools_read_as_the_dicts_they_replace():
+    """Arrays with a row per user must give each user what a dict of Python objects gave:
+    histories oldest first (a row without a time last, ties in file order), first-seen user order,
+    demographics without empty cells, pools best first; an unknown user is a KeyError."""
+    from types import SimpleNamespace
+
+    from llmaug.candidates.pools import Pools
+    from llmaug.prompt_data import Demographics, Histories
+
+    rng = np.random.default_rng(5)
+    rows = 3_000
+    train = pd.DataFrame({"u": rng.choice([f"u{k}" for k in range(200)], rows), "i": rng.choice([f"i{k}" for k in range(90)], rows),
+                          "t": np.where(rng.random(rows) < 0.1, np.nan, rng.integers(0, 50, rows).astype(float))})
+    for time_field in ("t", None):
+        histories = Histories(train, SimpleNamespace(uid_field="u", iid_field="i", time_field=time_field))
+        expected: dict[str, list[str]] = {}
+        ordered = train.sort_values("t", kind="stable", na_position="last") if time_field else train
+        for user in train["u"].unique():
+            expected[user] = ordered.loc[ordered["u"] == user, "i"].tolist()
+        assert list(histories) == list(expected) and len(histories) == len(expected)
+        assert {user: histories[user] for user in histories} == expected
+    assert "nobody" not in histories and histories.get("nobody") is None
+    with pytest.raises(KeyError):
+        histories["nobody"]
+
+    users = pd.DataFrame({"id": ["a", "b"], "age": ["31", ""], "job": ["cook", "pilot"]})
+    demographics = Demographics(users, "id", ["age", "job"])
+    assert dict(demographics) == {"a": {"age": "31", "job": "cook"}, "b": {"job": "pilot"}}
+    assert demographics.get("c", {}) == {}
+
+    lists = {"u1": ["i3", "i1"], "u0": ["i1", "i9"]}
+    pools = Pools.from_lists(lists)
+    assert dict(pools) == lists and pools._ranked.dtype == np.int32
+    assert json.loads(pools.to_json()) == lists and pools.to_json() == json.dumps(lists)  # the cache file as before
+    assert not Pools.from_lists({})

@@ -17,6 +17,7 @@ import torch
 from ..errors import ConfigError
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import BaseModelPlan
+from .pools import Pools
 from .recbole_data import PairSampler, TrainingSplit, range_indexed
 
 
@@ -46,7 +47,7 @@ def rank_candidates(
     size: int,
     seed: int,
     new_stage: NewStage = lambda description, total: _Silent(),
-) -> dict[str, list[str]]:
+) -> Pools:
     """Return, per user token, the ``size`` best-scored item tokens the user has not trained on
     (no entry for a user who has not trained on that many).
 
@@ -76,7 +77,7 @@ def rank_candidates(
         trainable = any(p.requires_grad for p in model.parameters())  # Pop, ItemKNN: fitted while built
         if trainable:
             training = new_stage(f"Training {plan.model}", plan.epochs * len(train_data))
-            _fit(model, train_data, plan.epochs, float(config["learning_rate"]), training)
+            _fit(model, train_data, plan.epochs, _optimizers(model, float(config["learning_rate"]), plan.sparse), training)
         return _top_unseen(model, train_data.dataset, size, config["device"], new_stage)
 
 
@@ -110,24 +111,41 @@ def _train_loader(config, dataset: TrainingSplit):
     return range_indexed(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"])
 
 
-def _fit(model: torch.nn.Module, train_data, epochs: int, learning_rate: float, progress: Progress) -> None:
+def _optimizers(model: torch.nn.Module, learning_rate: float, sparse: bool) -> list[torch.optim.Optimizer]:
+    """Adam over every parameter, as RecBole trains; or, ``sparse``, SparseAdam over the embedding
+    tables (switched to sparse gradients: a batch's gradient is the rows it looked up) and Adam
+    over anything else. A model whose loss reads a whole table (a norm of ``weight``) would give
+    that table a dense gradient, which SparseAdam refuses; the large-data plan's BPR reads rows only."""
+    if not sparse:
+        return [torch.optim.Adam(model.parameters(), lr=learning_rate)]
+    tables = [module for module in model.modules() if isinstance(module, torch.nn.Embedding) and module.weight.requires_grad]
+    for table in tables:
+        table.sparse = True
+    in_tables = {id(table.weight) for table in tables}
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in in_tables]
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam([table.weight for table in tables], lr=learning_rate)]
+    return optimizers + ([torch.optim.Adam(others, lr=learning_rate)] if others else [])
+
+
+def _fit(model: torch.nn.Module, train_data, epochs: int, optimizers: list[torch.optim.Optimizer], progress: Progress) -> None:
     """A bare training loop: RecBole's Trainer would also write tensorboard logs into the cwd."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     model.train()
     for epoch in range(epochs):
         progress.describe(f"epoch {epoch + 1}/{epochs}")
         for interaction in train_data:
             interaction = interaction.to(model.device)
-            optimizer.zero_grad()
+            for optimizer in optimizers:
+                optimizer.zero_grad()
             loss = model.calculate_loss(interaction)
             loss = sum(loss) if isinstance(loss, tuple) else loss
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             progress.advance()
 
 
 @torch.no_grad()
-def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, batch_users: int = 512) -> dict[str, list[str]]:
+def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, batch_users: int = 512) -> Pools:
     from recbole.data.interaction import Interaction
 
     model.eval()
@@ -137,7 +155,7 @@ def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, ba
     seen_count = np.diff(seen.indptr)
     # A pool holds unseen items only: a user who has seen all but a few items gets none.
     users_with_pool = np.flatnonzero((seen_count > 0) & (n_items - 1 - seen_count >= size))
-    ranked: dict[str, list[str]] = {}
+    ranked = np.zeros((len(users_with_pool), size), dtype=np.int32)
     ranking = new_stage("Ranking candidates", len(users_with_pool))
     for start in range(0, len(users_with_pool), batch_users):
         users = users_with_pool[start : start + batch_users]
@@ -146,9 +164,6 @@ def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, ba
         rows = seen[users].tocoo()
         scores[torch.as_tensor(rows.row, device=scores.device), torch.as_tensor(rows.col, device=scores.device)] = -torch.inf
         scores[:, 0] = -torch.inf  # RecBole's padding item
-        top = torch.topk(scores, size, dim=1).indices.cpu().numpy()
-        user_tokens = train_dataset.id2token(uid_field, users)
-        item_tokens = train_dataset.id2token(iid_field, top)
-        ranked.update(zip(user_tokens.tolist(), item_tokens.tolist()))
+        ranked[start : start + len(users)] = torch.topk(scores, size, dim=1).indices.cpu().numpy()
         ranking.advance(len(users))
-    return ranked
+    return Pools(train_dataset.id2token(uid_field, users_with_pool), train_dataset.field2id_token[iid_field], ranked)

@@ -1,0 +1,40 @@
+"""The candidate pools C_u as the base model ranks them: one int32 row of item codes a user.
+
+A list of item strings per user (and its dict entry) was ~250 B a user at 10 candidates; here a
+pool is 40 B. Torch-free, so a run whose pools are cached never imports the ranking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..keyed_rows import KeyedRows
+
+
+class Pools(KeyedRows, Mapping[str, list[str]]):
+    """``ranked[k]`` holds the codes into ``items`` of user ``users[k]``'s pool, best first."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, ranked: np.ndarray) -> None:
+        self._items = np.asarray(items, dtype=object)
+        self._ranked = np.asarray(ranked, dtype=np.int32)
+        super().__init__(users)
+
+    def __getitem__(self, user: str) -> list[str]:
+        return self._items[self._ranked[self._row(user)]].tolist()
+
+    @classmethod
+    def from_lists(cls, pools: Mapping[str, list[str]]) -> "Pools":
+        """From user -> pool, every pool the same length (as ranking gives them and the cache holds them)."""
+        users = np.array(list(pools), dtype=object)
+        flat = np.array([item for pool in pools.values() for item in pool], dtype=object)
+        codes, items = pd.factorize(flat)
+        width = len(flat) // max(len(users), 1)
+        return cls(users, items, codes.reshape(len(users), width))
+
+    def to_json(self) -> str:
+        """The cache's format, user -> pool, as it was when pools were dicts of lists."""
+        return "{" + ", ".join(f"{json.dumps(user, ensure_ascii=False)}: {json.dumps(self[user], ensure_ascii=False)}" for user in self) + "}"
