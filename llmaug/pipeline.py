@@ -74,8 +74,8 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
             with timer("candidates"):
                 pools, plan = _candidates(run, source, split, settings, reporter)
                 release_freed_memory()  # RecBole's dataset and model
-        # The prompt data after the base model, which needs the training split alone: at 1M users
-        # the histories are ~0.8 GB that would otherwise sit beside RecBole's.
+        # The prompt data after the base model, which needs the training split alone, so that it
+        # does not sit beside RecBole's dataset and model.
         with timer("prompt_data"):
             data = build_prompt_data(source, split.train, settings, pools)
             del pools
@@ -153,7 +153,7 @@ def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Ti
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> tuple[Pools, BaseModelPlan]:
     """Rank once per (split, base model plan): a re-run reuses the pools its answers were built on."""
     plan = plan_base_model(settings.candidate_model, settings.candidate_epochs, settings.candidate_config, len(split.train))
-    identity = [plan.model, settings.candidates, plan.epochs, plan.config, settings.seed] + (["sparse"] if plan.sparse else [])  # dense: as before sparse training came
+    identity = [plan.model, settings.candidates, plan.epochs, plan.config, settings.seed] + (["sparse"] if plan.sparse else [])  # a dense plan's caches keep their names
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for field in (source.uid_field, source.iid_field):  # all the base model sees: no validation or test interaction
         fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())
