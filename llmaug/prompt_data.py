@@ -73,7 +73,7 @@ class Histories(KeyedRows, Mapping[str, list[str]]):
 
 class Demographics(KeyedRows, Mapping[str, dict[str, str]]):
     """Each user's stated demographic columns, read from the source's user frame (which the
-    written .user file needs anyway) when a prompt asks: a dict per user was ~350 B a user."""
+    written .user file needs anyway) when a prompt asks: a dict per user took a few hundred bytes."""
 
     def __init__(self, users: pd.DataFrame, uid_field: str, columns: list[str]) -> None:
         self._columns = {column: users[column].to_numpy() for column in columns}
