@@ -5,6 +5,7 @@ Two steps, because a GPU machine may lack RecBole and the package that ships the
     # here (with RecBole): the texts, and their float32 vectors on the CPU as the reference
     python benchmarks/bench_encoder_device.py prepare --out DIR [--model-dir M]
     # there: the same texts on the device, llmaug's LocalEncoder, at its batch limits and at larger ones
+    # (it needs torch, tokenizers, safetensors and pydantic, with the repository on PYTHONPATH)
     python benchmarks/bench_encoder_device.py measure --inputs DIR --device cuda [--copies 100] [--json FILE]
 
 ``prepare`` writes ml-100k's texts (as benchmarks/bench_embedding.py builds them) and their
