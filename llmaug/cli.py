@@ -138,8 +138,8 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, d
     never from flags or files. Ctrl-C stops cleanly; the same command resumes.
 
     \b
-    Large datasets: the base model is LightGCN up to 250k training interactions and BPR above
-    (candidate_model: auto). Without a terminal (a log, CI, nohup) every stage writes a status line
+    Large datasets: the base model is LightGCN up to 250k training interactions and BPR above, trained
+    sparse in batches of at most 65,536 (candidate_model: auto). Without a terminal (a log, CI, nohup) every stage writes a status line
     every 30 s (LLMAUG_PROGRESS_SECONDS) with rate and ETA; manifest.json has time and memory per stage.
 
     \b

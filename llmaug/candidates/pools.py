@@ -37,4 +37,5 @@ class Pools(KeyedRows, Mapping[str, list[str]]):
 
     def to_json(self) -> str:
         """The cache's format, user -> pool, as it was when pools were dicts of lists."""
-        return "{" + ", ".join(f"{json.dumps(user, ensure_ascii=False)}: {json.dumps(self[user], ensure_ascii=False)}" for user in self) + "}"
+        pools = zip(self, (self._items[row].tolist() for row in self._ranked))  # in row order: no lookup by token
+        return "{" + ", ".join(f"{json.dumps(user, ensure_ascii=False)}: {json.dumps(pool, ensure_ascii=False)}" for user, pool in pools) + "}"
