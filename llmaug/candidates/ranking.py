@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import BaseModelPlan
 from .pools import Pools
-from .recbole_data import PairSampler, TrainingSplit, range_indexed
+from .recbole_data import PairSampler, TrainingSplit, permutation_batched
 
 
 class Progress(Protocol):
@@ -99,8 +99,8 @@ def base_model_config(plan: BaseModelPlan, workspace: Path, uid_field: str, iid_
 
 
 def _train_loader(config, dataset: TrainingSplit):
-    """RecBole's ``data_preparation`` for the training part alone, with ``PairSampler`` and a
-    ``range`` of row numbers."""
+    """RecBole's ``data_preparation`` for the training part alone, with ``PairSampler`` and
+    batches cut from a permutation tensor."""
     from recbole.data.utils import get_dataloader
 
     train = dataset.build()[0]
@@ -108,7 +108,7 @@ def _train_loader(config, dataset: TrainingSplit):
     sampler = None
     if args["distribution"] != "none":
         sampler = PairSampler(["train"], [train], args["distribution"], args["alpha"]).set_phase("train")
-    return range_indexed(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"])
+    return permutation_batched(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"])
 
 
 def _optimizers(model: torch.nn.Module, learning_rate: float, sparse: bool) -> list[torch.optim.Optimizer]:
