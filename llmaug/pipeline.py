@@ -162,7 +162,9 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
         return Pools.from_lists(json.loads(cache.read_text(encoding="utf-8"))), plan
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
-    ranked = rank_candidates(split.train, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
+    ids = split.train[[source.uid_field, source.iid_field]]  # all the model reads; the parts wait on disk while it trains and ranks
+    with split.set_aside(run.state):
+        ranked = rank_candidates(ids, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
     write_text_atomically(cache, ranked.to_json())
     return ranked, plan
 

@@ -117,6 +117,27 @@ def test_sequences_are_each_target_with_the_items_before_it_in_time_order():
     }
 
 
+def test_a_split_set_aside_is_on_disk_meanwhile_and_reads_back_as_it_was(tmp_path):
+    import pandas as pd
+
+    from llmaug.split import split_interactions
+
+    users, items = ["u1", "u2", "u3"] * 20, [f"i{k % 7}" for k in range(60)]
+    inter = pd.DataFrame({"u": users, "i": items, "t": [float(k) if k % 9 else float("nan") for k in range(60)]},
+                         index=pd.RangeIndex(2, 62))
+    split = split_interactions(inter, "u", [0.8, 0.1, 0.1], seed=3)
+    before = {name: frame.copy() for name, frame in split.parts().items()}
+    with split.set_aside(tmp_path):
+        assert split.train is split.valid is split.test is None
+        assert not list(tmp_path.iterdir())  # unlinked: gone with the process, however it ends
+    for name, frame in split.parts().items():
+        pd.testing.assert_frame_equal(frame, before[name], check_exact=True)
+    assert split.train["u"].iloc[0] is split.test["u"][split.test["u"] == split.train["u"].iloc[0]].iloc[0]  # one str per id, as read
+    with pytest.raises(KeyError), split.set_aside(tmp_path):
+        raise KeyError("the base model failed")
+    assert split.train is None and not list(tmp_path.iterdir())
+
+
 def test_placeholders_are_not_knowledge():
     assert [clean_text(v) for v in ("Unknown", "N/A", " none. ", "-", "", None, "not specified")] == [None] * 7
     assert clean_text(["Drama", "unknown", "Crime"]) == "Drama, Crime"
