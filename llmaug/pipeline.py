@@ -59,9 +59,10 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
     run.check(source.directory)
     with timer("split"), reporter.step("Splitting"):
         usable = usable_interactions(source)
+        source = source.split_off()  # before the split copies the usable rows into its parts: the file's rows are not read again
         split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction,
                                    settings.split_method, source.time_field if settings.split_order == "time" else None)
-        source, usable = source.split_off(), usable.split_off()
+        usable = usable.split_off()
         if "edges" in settings.tasks:
             check_rankable(split.train, source, settings.candidates)
         release_freed_memory()
@@ -163,6 +164,7 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
     ids = split.train[[source.uid_field, source.iid_field]]  # all the model reads; the parts wait on disk while it trains and ranks
+    run.state.mkdir(parents=True, exist_ok=True)  # a scratch run (``prompts render``) has none yet
     with split.set_aside(run.state):
         ranked = rank_candidates(ids, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
     write_text_atomically(cache, ranked.to_json())

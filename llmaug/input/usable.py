@@ -58,8 +58,8 @@ def usable_interactions(source: SourceDataset) -> Usable:
                            f"(e.g. {inter[iid].iloc[0]!r}); do both files use the same item ids?")
     unknown = int((~known).sum())
     after = f" (after skipping {unknown:,} interactions whose item {name}.item does not list)" if unknown else ""
-    full = known & inter[uid].isin(users_with_every_item(inter[known], uid, iid, len(catalogue)))
-    kept = inter[known & ~full]  # each row keeps its line in the file as index: the writer copies it from there
+    full = known & inter[uid].isin(users_with_every_item(_rows(inter, known), uid, iid, len(catalogue)))
+    kept = _rows(inter, known & ~full)  # each row keeps its line in the file as index: the writer copies it from there
     if kept.empty:
         raise DatasetError(f"every user in {name}.inter has interacted with every item {name}.item lists ({len(catalogue):,}){after}; "
                            "RecBole cannot sample a negative item for them")
@@ -70,6 +70,11 @@ def usable_interactions(source: SourceDataset) -> Usable:
     skipped = {**source.skipped_rows, "inter_unknown_item": unknown, "inter_user_with_every_item": int(full.sum())}
     without_row = 0 if source.users is None else int((~pd.Series(users).isin(source.users[uid])).sum())
     return Usable(kept, skipped, int(inter.loc[full, uid].nunique()), without_row)
+
+
+def _rows(inter: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """The rows ``mask`` keeps; where it keeps all, the frame itself (a copy of 30 M rows is ~1 GB)."""
+    return inter if mask.all() else inter[mask]
 
 
 def check_rankable(train: pd.DataFrame, source: SourceDataset, size: int) -> None:
