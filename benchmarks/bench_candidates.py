@@ -56,8 +56,8 @@ def main() -> None:
         for name in args.plans.split(","):  # as llmaug does: the base model sees the training split only
             plan = plan_for(name, len(split.train), settings, args.batch)
             started = time.perf_counter()
-            ranked = rank_candidates(split.train, Path(scratch) / source.name, source.uid_field, source.iid_field, plan,
-                                     settings.candidates, settings.seed)
+            ids = split.train[[source.uid_field, source.iid_field]]  # each plan its own: the model takes them out of the frame
+            ranked = rank_candidates(ids, Path(scratch) / source.name, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed)
             seconds = time.perf_counter() - started
             hits = [len(held_out.get(user, set()) & set(pool)) for user, pool in ranked.items()]
             total_held = sum(len(held_out.get(user, ())) for user in ranked)

@@ -109,7 +109,9 @@ def test_base_recommender_gets_the_training_split_as_recbole_would_read_it(augme
         (workspace / f"ml-100k.{part}.inter").write_text(train_file.split("\n", 1)[0] + "\n")
     config = base_model_config(BaseModelPlan("BPR", 1), workspace, "user_id", "item_id", seed=3)
     from_file = create_dataset(config)
-    from_arrays = TrainingSplit(config, read(augmented_ml100k / "ml-100k.train.inter")[["user_id", "item_id"]])
+    rows = read(augmented_ml100k / "ml-100k.train.inter")
+    from_arrays = TrainingSplit(config, rows)
+    assert "user_id" not in rows and "item_id" not in rows and "rating" in rows  # RecBole's ids are the only copy left
     assert len(from_arrays.inter_feat) == len(from_file.inter_feat) == len(train_file.splitlines()) - 1
     assert from_arrays.file_size_list == from_file.file_size_list
     for field in ("user_id", "item_id"):

@@ -51,7 +51,8 @@ def rank_candidates(
     """Return, per user token, the ``size`` best-scored item tokens the user has not trained on
     (no entry for a user who has not trained on that many).
 
-    Only ``train``'s user and item columns reach the model. ``workspace`` is the directory RecBole
+    Only ``train``'s user and item columns reach the model, and they are taken out of the frame
+    (``TrainingSplit``: RecBole's integer ids replace them). ``workspace`` is the directory RecBole
     is pointed at (named like the dataset); nothing is read from it. ``new_stage(description,
     total)`` gets a progress handle for loading, each training batch and each ranked user: on a
     large dataset each of these takes minutes.

@@ -24,22 +24,25 @@ from recbole.utils import FeatureSource, FeatureType
 
 
 class TrainingSplit(Dataset):
-    """A RecBole dataset of the training split's user and item ids (its other columns are not
-    read), then empty validation and test parts (the base model must never see those)."""
+    """A RecBole dataset of the training split's user and item ids, then empty validation and
+    test parts (the base model must never see those).
+
+    The ids are taken out of ``train`` (its other columns are left as they were): RecBole turns
+    them into integer ids and drops the tokens, which would otherwise stay in memory for as long
+    as the caller holds the frame (two columns of 24 M object pointers at 10^6 users, 0.4 GB)."""
 
     def __init__(self, config, train: pd.DataFrame) -> None:
-        self._rows: pd.DataFrame | None = train
+        self._ids: dict[str, np.ndarray] | None = {field: train.pop(field).to_numpy() for field in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])}
         super().__init__(config)
 
     def _load_inter_feat(self, token, dataset_path) -> None:
-        fields = (self.uid_field, self.iid_field)
-        for field in fields:  # what Dataset._load_feat records for a token column of an interaction file
+        for field in self._ids:  # what Dataset._load_feat records for a token column of an interaction file
             self.field2source[field] = FeatureSource.INTERACTION
             self.field2type[field] = FeatureType.TOKEN
             self.field2seqlen[field] = 1
-        self.inter_feat = pd.DataFrame({field: self._rows[field].to_numpy() for field in fields})
+        self.inter_feat = pd.DataFrame(self._ids, copy=False)
         self.file_size_list = [len(self.inter_feat), 0, 0]
-        self._rows = None  # RecBole's copies of the dataset must not keep the caller's frame alive
+        self._ids = None  # RecBole's copies of the dataset must not keep the tokens alive
 
 
 class PairSampler(Sampler):
