@@ -4,14 +4,15 @@ RecBole would read the split from a text file with pandas' Python engine (2.5 mi
 for 24 M rows), keep each user's items as a Python set, once per phase (1 M users: gigabytes of
 sets, and a Python loop over every sampled negative), and index its batches through a list of
 every row number (24 M Python ints: 0.9 GB for the whole training run), shuffled each epoch into
-another list as large. All of these are replaced
-here; the rest of RecBole's processing runs as usual, and on the same rows the base model gets the
-same ids, the same batches and the same negatives as RecBole's own loading would give it.
+another list as large. All of these are replaced here; the rest of RecBole's processing runs as
+usual, and on the same rows the base model gets the same ids, the same batches and the same
+negatives as RecBole's own loading would give it.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,14 +130,14 @@ class _PermutationBatched(torch.utils.data.DataLoader):
                          generator=generator, **kwargs)
 
 
-def permutation_batched(loader_class: type):
+def permutation_batched(loader_class: type) -> Callable[..., torch.utils.data.DataLoader]:
     """``loader_class`` (a RecBole training loader) without a Python int per row: built with its
     row numbers as a ``range`` (``AbstractDataLoader`` builds ``list(range(rows))``, read through
     its module's ``list``) and batched by ``_PermutedBatches``. Same batches, in the same order."""
     batched = type(loader_class.__name__, (loader_class, _PermutationBatched), {})
 
-    def build(*args, **kwargs):
-        module = sys.modules[AbstractDataLoader.__module__]
+    def build(*args, **kwargs) -> torch.utils.data.DataLoader:
+        module = sys.modules[AbstractDataLoader.__module__]  # its global ``list`` shadows the builtin while the loader is built
         module.list = _range_kept
         try:
             return batched(*args, **kwargs)
@@ -146,5 +147,6 @@ def permutation_batched(loader_class: type):
     return build
 
 
-def _range_kept(items):
+def _range_kept(items: Iterable) -> Sequence:
+    """``list`` for that module while a loader is built: its one call, on the row numbers' ``range``, keeps the range."""
     return items if isinstance(items, range) else list(items)
