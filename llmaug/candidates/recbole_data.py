@@ -33,7 +33,8 @@ class TrainingSplit(Dataset):
     as the caller holds the frame (two columns of 24 M object pointers at 10^6 users, 0.4 GB)."""
 
     def __init__(self, config, train: pd.DataFrame) -> None:
-        self._ids: dict[str, np.ndarray] | None = {field: train.pop(field).to_numpy() for field in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])}
+        fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])
+        self._ids: dict[str, np.ndarray] | None = {field: train.pop(field).to_numpy() for field in fields}
         super().__init__(config)
 
     def _load_inter_feat(self, token, dataset_path) -> None:
@@ -92,9 +93,6 @@ class _Rows:
 
     def __len__(self) -> int:
         return self.count
-
-    def __getitem__(self, row: int) -> int:
-        return row
 
     def __getitems__(self, rows: torch.Tensor) -> torch.Tensor:
         return rows
