@@ -167,7 +167,7 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     run.state.mkdir(parents=True, exist_ok=True)  # a scratch run (``prompts render``) has none yet
     with split.set_aside(run.state):
         ranked = rank_candidates(ids, run.workspace, source.uid_field, source.iid_field, plan, settings.candidates, settings.seed, reporter.stage)
-    write_text_atomically(cache, ranked.to_json())
+    write_text_atomically(cache, ranked.write_json)
     return ranked, plan
 
 

@@ -4,6 +4,7 @@ per-stage memory, and progress a log shows."""
 from __future__ import annotations
 
 import gc
+import io
 import json
 import time
 import sys
@@ -289,19 +290,23 @@ def test_a_streamed_text_is_encoded_once_per_run_and_its_vector_kept_on_disk(tmp
     assert not list(tmp_path.iterdir())  # the spill file is unlinked: it goes with the process however it ends
 
 
-def _ml100k_training_split(tmp_path):
-    from llmaug.candidates.policy import BaseModelPlan
-    from llmaug.candidates.ranking import base_model_config
-    from llmaug.candidates.recbole_data import TrainingSplit
+def _ml100k_train() -> pd.DataFrame:
     from llmaug.config import load_settings
     from llmaug.dataset import load_source
     from llmaug.split import split_interactions
 
     source = load_source("ml-100k", load_settings())
-    train = split_interactions(source.inter.frame, "user_id", [0.8, 0.1, 0.1], seed=2).train
+    return split_interactions(source.inter.frame, "user_id", [0.8, 0.1, 0.1], seed=2).train
+
+
+def _ml100k_training_split(tmp_path):
+    from llmaug.candidates.policy import BaseModelPlan
+    from llmaug.candidates.ranking import base_model_config
+    from llmaug.candidates.recbole_data import TrainingSplit
+
     config = base_model_config(BaseModelPlan("BPR", 1), tmp_path / "ml-100k", "user_id", "item_id", seed=2)
     (tmp_path / "ml-100k").mkdir()
-    return config, TrainingSplit(config, train)
+    return config, TrainingSplit(config, _ml100k_train())
 
 
 @pytest.mark.parametrize("sparse", [True, False])
@@ -314,7 +319,7 @@ def test_a_sparse_step_moves_the_rows_its_batch_looked_up_and_no_other(tmp_path,
     from llmaug.candidates.ranking import _fit, _optimizers, _Silent, _train_loader
 
     config, dataset = _ml100k_training_split(tmp_path)
-    loader = _train_loader(config, dataset)
+    loader, _ = _train_loader(config, dataset)
     first, second = [batch for _, batch in zip(range(2), loader)]
     model = BPR(config, loader.dataset)
     optimizers = _optimizers(model, 0.01, sparse)
@@ -366,7 +371,7 @@ def test_the_training_loader_gives_recboles_batches_without_a_python_int_per_row
     from llmaug.candidates.recbole_data import permutation_batched
 
     config, dataset = _ml100k_training_split(tmp_path)
-    ours = _train_loader(config, dataset)
+    ours, sampler = _train_loader(config, dataset)
     train = ours._dataset
     theirs = get_dataloader(config, "train")(config, train, Sampler(["train"], [train], "uniform").set_phase("train"), shuffle=True)
     for epoch in range(2):
@@ -382,10 +387,70 @@ def test_the_training_loader_gives_recboles_batches_without_a_python_int_per_row
             assert all(torch.equal(got[field], want[field]) for field in ("user_id", "item_id", "neg_item_id"))
         assert iterating < 8 * len(train)  # the rows' int64 permutation; a list of Python ints is 36 bytes a row
     tracemalloc.start()
-    permutation_batched(get_dataloader(config, "train"))(config, train, ours._sampler, shuffle=True)
+    permutation_batched(get_dataloader(config, "train"))(config, train, sampler, shuffle=True)
     building = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert building < 8 * len(train)
+
+
+def test_pools_are_the_best_scored_items_recboles_interaction_matrix_leaves_unseen(tmp_path):
+    """Ranking masks a user's training items through the sorted pair codes, not RecBole's
+    ``inter_matrix`` (0.8 GB of float64 COO and CSR at 10^6 users): the pools must be the same as
+    masking with that matrix, over all of ml-100k's users in batches that split them anywhere."""
+    import torch
+    from recbole.data.interaction import Interaction
+    from recbole.model.general_recommender import BPR
+
+    from llmaug.candidates.ranking import _Silent, _top_unseen, _train_loader
+    from llmaug.candidates.recbole_data import pair_codes
+
+    config, dataset = _ml100k_training_split(tmp_path)
+    loader, sampler = _train_loader(config, dataset)
+    train = loader.dataset
+    torch.manual_seed(0)
+    model = BPR(config, train).eval()
+    with torch.no_grad():
+        scores = model.full_sort_predict(Interaction({"user_id": torch.arange(train.user_num)})).view(train.user_num, -1)
+    seen = train.inter_matrix(form="csr").toarray() > 0
+    scores[torch.as_tensor(seen)] = -torch.inf
+    scores[:, 0] = -torch.inf
+    expected = torch.topk(scores, 10, dim=1).indices.numpy()
+    assert np.array_equal(pair_codes(train), sampler.used_ids)
+    for batch_users in (1, 97, 4096):
+        pools = _top_unseen(model, train, sampler.used_ids, 10, "cpu", lambda description, total: _Silent(), batch_users)
+        users = train.token2id("user_id", list(pools))
+        assert len(users) == train.user_num - 1  # every user but RecBole's padding has ten unseen items
+        assert np.array_equal(pools._ranked, expected[users])
+
+
+def test_ranking_returns_with_the_base_models_objects_freed(tmp_path, monkeypatch):
+    """At 10^6 users the base model, RecBole's loader and dataset are 1-2 GB, and the split is read
+    back into memory once ranking returns. Anything that holds them in a reference cycle keeps
+    them until the cyclic collector's next pass: torch's first optimizer does (a lazy import's
+    frames refer, through their callers, to the model), and so does the cycle made here."""
+    import weakref
+
+    from llmaug.candidates import ranking
+    from llmaug.candidates.policy import BaseModelPlan
+
+    built = []
+    top_unseen = ranking._top_unseen
+
+    def noting(model, train_dataset, *args, **kwargs):
+        cycle: list = [model, train_dataset]
+        cycle.append(cycle)
+        built.extend([weakref.ref(model), weakref.ref(train_dataset)])
+        return top_unseen(model, train_dataset, *args, **kwargs)
+
+    monkeypatch.setattr(ranking, "_top_unseen", noting)
+    ids = _ml100k_train()[["user_id", "item_id"]]
+    gc.disable()
+    try:
+        pools = ranking.rank_candidates(ids, tmp_path / "ml-100k", "user_id", "item_id", BaseModelPlan("BPR", 1, sparse=True), 10, 3)
+        freed = [ref() is None for ref in built]  # before the collector is on again: its next pass would free them anyway
+    finally:
+        gc.enable()
+    assert len(pools) > 900 and freed == [True, True]
 
 
 def test_an_interaction_file_is_held_as_ids_and_time_and_written_back_from_the_file(tmp_path):
@@ -559,8 +624,13 @@ def test_histories_demographics_and_pools_read_as_the_dicts_they_replace():
     assert dict(demographics) == {"a": {"age": "31", "job": "cook"}, "b": {"job": "pilot"}}
     assert demographics.get("c", {}) == {}
 
-    lists = {"u1": ["i3", "i1"], "u0": ["i1", "i9"]}
+    lists = {"u1": ["i3", "i1"], "u0": ["i1", "i9"], "u\u00e9": ["i9", "i3"]}
     pools = Pools.from_lists(lists)
     assert dict(pools) == lists and pools._ranked.dtype == np.int32
-    assert json.loads(pools.to_json()) == lists and pools.to_json() == json.dumps(lists)  # the cache file as before
+    for rows_at_once in (1, 2, 10_000):  # the cache file as before, written in slices of any size
+        written = io.StringIO()
+        pools.write_json(written, rows_at_once)
+        assert written.getvalue() == json.dumps(lists, ensure_ascii=False)
     assert not Pools.from_lists({})
+    Pools.from_lists({}).write_json(empty := io.StringIO())
+    assert empty.getvalue() == "{}"

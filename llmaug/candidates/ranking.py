@@ -7,6 +7,7 @@ can reach a candidate list.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -18,7 +19,7 @@ from ..errors import ConfigError
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import BaseModelPlan
 from .pools import Pools
-from .recbole_data import PairSampler, TrainingSplit, permutation_batched
+from .recbole_data import PairSampler, TrainingSplit, pair_codes, permutation_batched
 
 
 class Progress(Protocol):
@@ -71,7 +72,7 @@ def rank_candidates(
             raise ConfigError(f"candidate_model '{plan.model}' is not a general recommender; candidates need one that ranks "
                               "every item for a user (e.g. LightGCN, BPR, Pop)")
         init_seed(seed, True)
-        train_data = _train_loader(config, TrainingSplit(config, train))
+        train_data, sampler = _train_loader(config, TrainingSplit(config, train))
         init_seed(seed, True)
         model = model_class(config, train_data.dataset).to(config["device"])
         loading.advance()
@@ -79,7 +80,14 @@ def rank_candidates(
         if trainable:
             training = new_stage(f"Training {plan.model}", plan.epochs * len(train_data))
             _fit(model, train_data, plan.epochs, _optimizers(model, float(config["learning_rate"]), plan.sparse), training)
-        return _top_unseen(model, train_data.dataset, size, config["device"], new_stage)
+        seen = sampler.used_ids if sampler else pair_codes(train_data.dataset)  # the sampler's, when it has them
+        pools = _top_unseen(model, train_data.dataset, seen, size, config["device"], new_stage)
+    # Torch's first optimizer leaves the model in a reference cycle (a lazy import's frames refer,
+    # through their callers, to it). Left to the cyclic collector, the model, loader and dataset
+    # (1-2 GB at 10^6 users) would stay while the caller reads the split back into memory.
+    del model, train_data, sampler, seen
+    gc.collect()
+    return pools
 
 
 def base_model_config(plan: BaseModelPlan, workspace: Path, uid_field: str, iid_field: str, seed: int):
@@ -99,9 +107,9 @@ def base_model_config(plan: BaseModelPlan, workspace: Path, uid_field: str, iid_
     })
 
 
-def _train_loader(config, dataset: TrainingSplit):
+def _train_loader(config, dataset: TrainingSplit) -> tuple[torch.utils.data.DataLoader, Optional[PairSampler]]:
     """RecBole's ``data_preparation`` for the training part alone, with ``PairSampler`` and
-    batches cut from a permutation tensor."""
+    batches cut from a permutation tensor; and the sampler (None for a model without negatives)."""
     from recbole.data.utils import get_dataloader
 
     train = dataset.build()[0]
@@ -109,7 +117,7 @@ def _train_loader(config, dataset: TrainingSplit):
     sampler = None
     if args["distribution"] != "none":
         sampler = PairSampler(["train"], [train], args["distribution"], args["alpha"]).set_phase("train")
-    return permutation_batched(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"])
+    return permutation_batched(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"]), sampler
 
 
 def _optimizers(model: torch.nn.Module, learning_rate: float, sparse: bool) -> list[torch.optim.Optimizer]:
@@ -146,14 +154,15 @@ def _fit(model: torch.nn.Module, train_data, epochs: int, optimizers: list[torch
 
 
 @torch.no_grad()
-def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, batch_users: int = 512) -> Pools:
+def _top_unseen(model, train_dataset, seen: np.ndarray, size: int, device, new_stage: NewStage, batch_users: int = 512) -> Pools:
+    """``seen``: the training pairs as ``pair_codes`` gives them."""
     from recbole.data.interaction import Interaction
 
     model.eval()
     uid_field, iid_field = train_dataset.uid_field, train_dataset.iid_field
     n_items = train_dataset.item_num
-    seen = train_dataset.inter_matrix(form="csr").astype(bool)
-    seen_count = np.diff(seen.indptr)
+    first_seen = np.searchsorted(seen, np.arange(train_dataset.user_num + 1, dtype=np.int64) * n_items)
+    seen_count = np.diff(first_seen)
     # A pool holds unseen items only: a user who has seen all but a few items gets none.
     users_with_pool = np.flatnonzero((seen_count > 0) & (n_items - 1 - seen_count >= size))
     ranked = np.zeros((len(users_with_pool), size), dtype=np.int32)
@@ -162,8 +171,11 @@ def _top_unseen(model, train_dataset, size: int, device, new_stage: NewStage, ba
         users = users_with_pool[start : start + batch_users]
         scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
         scores = scores.view(len(users), n_items).float()
-        rows = seen[users].tocoo()
-        scores[torch.as_tensor(rows.row, device=scores.device), torch.as_tensor(rows.col, device=scores.device)] = -torch.inf
+        counts = seen_count[users]
+        rows = np.repeat(np.arange(len(users)), counts)
+        at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first_seen[users], counts)
+        columns = seen[at] - np.repeat(users.astype(np.int64) * n_items, counts)
+        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(columns, device=scores.device)] = -torch.inf
         scores[:, 0] = -torch.inf  # RecBole's padding item
         ranked[start : start + len(users)] = torch.topk(scores, size, dim=1).indices.cpu().numpy()
         ranking.advance(len(users))

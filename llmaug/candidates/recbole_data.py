@@ -47,6 +47,14 @@ class TrainingSplit(Dataset):
         self._ids = None  # RecBole's copies of the dataset must not keep the tokens alive
 
 
+def pair_codes(dataset: Dataset) -> np.ndarray:
+    """The dataset's distinct (user, item) pairs as sorted int64 codes ``user * item_num + item``:
+    a user's items are one contiguous run, found by binary search (RecBole's ``inter_matrix`` is a
+    float64 COO matrix and a CSR copy, ~0.8 GB at 24 M pairs, for the same set)."""
+    users = dataset.inter_feat[dataset.uid_field].numpy().astype(np.int64)
+    return np.unique(users * dataset.item_num + dataset.inter_feat[dataset.iid_field].numpy())
+
+
 class PairSampler(Sampler):
     """RecBole's ``Sampler`` with each phase's used (user, item) pairs as one sorted int64 array of
     ``user * item_num + item``: membership is a binary search, a whole batch at a time."""
@@ -55,8 +63,7 @@ class PairSampler(Sampler):
         used: dict[str, np.ndarray] = {}
         pairs = np.empty(0, dtype=np.int64)
         for phase, dataset in zip(self.phases, self.datasets):
-            users = dataset.inter_feat[self.uid_field].numpy().astype(np.int64)
-            pairs = np.union1d(pairs, users * self.item_num + dataset.inter_feat[self.iid_field].numpy())
+            pairs = np.union1d(pairs, pair_codes(dataset)) if len(pairs) else pair_codes(dataset)
             used[phase] = pairs
         if (np.bincount(pairs // self.item_num, minlength=self.user_num) + 1 == self.item_num).any():  # [PAD] is an item
             raise ValueError("Some users have interacted with all items, which we can not sample negative items for them.")
