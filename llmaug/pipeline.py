@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import __version__
 from .atomic import write_text_atomically
-from .candidates import BaseModelPlan, plan_base_model
+from .candidates import ADAM, BaseModelPlan, plan_base_model
 from .candidates.pools import Pools
 from .config import Settings
 from .dataset import SourceDataset, load_source
@@ -154,7 +154,8 @@ def _load_encoder(settings: Settings, run: RunDir, reporter: Reporter, timer: Ti
 def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Settings, reporter: Reporter) -> tuple[Pools, BaseModelPlan]:
     """Rank once per (split, base model plan): a re-run reuses the pools its answers were built on."""
     plan = plan_base_model(settings.candidate_model, settings.candidate_epochs, settings.candidate_config, len(split.train))
-    identity = [plan.model, settings.candidates, plan.epochs, plan.config, settings.seed] + (["sparse"] if plan.sparse else [])  # a dense plan's caches keep their names
+    identity = [plan.model, settings.candidates, plan.epochs, plan.config, settings.seed]
+    identity += [] if plan.optimizer == ADAM else [plan.optimizer]  # a plan trained as RecBole trains keeps its caches' names
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for field in (source.uid_field, source.iid_field):  # all the base model sees: no validation or test interaction
         fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())

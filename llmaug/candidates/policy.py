@@ -6,7 +6,8 @@ epoch at 100k users / 2.4 M interactions. BPR's epoch grows linearly; with a few
 epoch and a learning rate to match, it ranks at least as well as LightGCN on ml-100k (held-out
 items among the candidates: docs/results/scale/). So small data keeps the paper's LightGCN, and
 large data gets BPR, trained sparse: a step costs what its batch looks up, not the whole
-embedding table, so batches stay bounded however many users there are.
+embedding table, so batches stay bounded however many users there are, and with row-wise Adagrad,
+whose state is one number a row where Adam's is two tables' worth.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from typing import Any
 AUTO = "auto"
 LIGHTGCN_LIMIT = 250_000  # training interactions up to which `auto` keeps LightGCN (10 epochs: ~2 min)
 LARGE_BATCH = 65_536  # the most rows a batch of the large-data plan holds (~50 MB of tensors in BPR)
-LARGE_LEARNING_RATE = 0.01  # Adam at batch 65,536 with RecBole's 0.001 barely moves in 10 epochs
+ADAM, SPARSE_ADAM, ROW_ADAGRAD = "adam", "sparse_adam", "row_adagrad"
+# The large plan's learning rate by optimizer, the best of those tried on ml-100k (docs/results/scale/):
+# Adam at batch 65,536 with RecBole's 0.001 barely moves in 10 epochs.
+LARGE_LEARNING_RATE = {ROW_ADAGRAD: 0.05, SPARSE_ADAM: 0.01, ADAM: 0.01}
 
 
 @dataclass(frozen=True)
 class BaseModelPlan:
-    """``sparse``: the embedding tables get sparse gradients and SparseAdam, which updates the rows
-    a batch looked up and no other (RecBole's own training is dense Adam: every step reads and
-    writes every row, which at 1M users made each step cost the whole table)."""
+    """``optimizer``: ``adam`` is RecBole's own training, dense: every step reads and writes every
+    row, which at 1M users made each step cost the whole table. ``row_adagrad`` (the large plan's)
+    and ``sparse_adam`` give the embedding tables sparse gradients, so that a step updates the rows
+    its batch looked up and no other; row-wise Adagrad keeps a number a row beside the table,
+    SparseAdam two moments as large as the table (0.56 GB at 10^6 users)."""
 
     model: str
     epochs: int
     config: dict[str, Any] = field(default_factory=dict)
-    sparse: bool = False
+    optimizer: str = ADAM
 
 
 def plan_base_model(model: str, epochs: int, config: dict[str, Any], train_interactions: int) -> BaseModelPlan:
@@ -41,12 +47,13 @@ def plan_base_model(model: str, epochs: int, config: dict[str, Any], train_inter
     return large_data_plan(epochs, config, train_interactions)
 
 
-def large_data_plan(epochs: int, config: dict[str, Any], train_interactions: int) -> BaseModelPlan:
-    """Sparse BPR with ~32 batches an epoch, at most ``LARGE_BATCH`` rows each, and a learning
-    rate to match (public so that its quality can be measured on a small dataset too:
-    benchmarks/bench_candidates.py)."""
+def large_data_plan(epochs: int, config: dict[str, Any], train_interactions: int, optimizer: str = ROW_ADAGRAD) -> BaseModelPlan:
+    """BPR with ~32 batches an epoch, at most ``LARGE_BATCH`` rows each, and a learning rate to
+    match (public, and with the other optimizers, so that its quality can be measured on a small
+    dataset too: benchmarks/bench_candidates.py)."""
     batch = min(LARGE_BATCH, _power_of_two_below(train_interactions // 32))
-    return BaseModelPlan("BPR", epochs, {"train_batch_size": batch, "learning_rate": LARGE_LEARNING_RATE, **config}, sparse=True)
+    config = {"train_batch_size": batch, "learning_rate": LARGE_LEARNING_RATE[optimizer], **config}
+    return BaseModelPlan("BPR", epochs, config, optimizer)
 
 
 def _power_of_two_below(n: int) -> int:

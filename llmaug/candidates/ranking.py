@@ -17,9 +17,10 @@ import torch
 
 from ..errors import ConfigError
 from ..recbole_compat import quiet_recbole, recbole_config
-from .policy import BaseModelPlan
+from .policy import ADAM, ROW_ADAGRAD, SPARSE_ADAM, BaseModelPlan
 from .pools import Pools
 from .recbole_data import PairSampler, TrainingSplit, pair_codes, permutation_batched
+from .row_adagrad import RowAdagrad
 
 
 class Progress(Protocol):
@@ -79,7 +80,7 @@ def rank_candidates(
         trainable = any(p.requires_grad for p in model.parameters())  # Pop, ItemKNN: fitted while built
         if trainable:
             training = new_stage(f"Training {plan.model}", plan.epochs * len(train_data))
-            _fit(model, train_data, plan.epochs, _optimizers(model, float(config["learning_rate"]), plan.sparse), training)
+            _fit(model, train_data, plan.epochs, _optimizers(model, float(config["learning_rate"]), plan.optimizer), training)
         seen = sampler.used_ids if sampler else pair_codes(train_data.dataset)  # the sampler's, when it has them
         pools = _top_unseen(model, train_data.dataset, seen, size, config["device"], new_stage)
     # Torch's first optimizer leaves the model in a reference cycle (a lazy import's frames refer,
@@ -120,19 +121,20 @@ def _train_loader(config, dataset: TrainingSplit) -> tuple[torch.utils.data.Data
     return permutation_batched(get_dataloader(config, "train"))(config, train, sampler, shuffle=config["shuffle"]), sampler
 
 
-def _optimizers(model: torch.nn.Module, learning_rate: float, sparse: bool) -> list[torch.optim.Optimizer]:
-    """Adam over every parameter, as RecBole trains; or, ``sparse``, SparseAdam over the embedding
-    tables (switched to sparse gradients: a batch's gradient is the rows it looked up) and Adam
-    over anything else. A model whose loss reads a whole table (a norm of ``weight``) would give
-    that table a dense gradient, which SparseAdam refuses; the large-data plan's BPR reads rows only."""
-    if not sparse:
+def _optimizers(model: torch.nn.Module, learning_rate: float, optimizer: str) -> list[torch.optim.Optimizer]:
+    """Adam over every parameter, as RecBole trains; or row-wise Adagrad or SparseAdam over the
+    embedding tables (switched to sparse gradients: a batch's gradient is the rows it looked up)
+    and Adam over anything else. A model whose loss reads a whole table (a norm of ``weight``)
+    would give that table a dense gradient, which both refuse; the large-data plan's BPR reads rows only."""
+    if optimizer == ADAM:
         return [torch.optim.Adam(model.parameters(), lr=learning_rate)]
     tables = [module for module in model.modules() if isinstance(module, torch.nn.Embedding) and module.weight.requires_grad]
     for table in tables:
         table.sparse = True
     in_tables = {id(table.weight) for table in tables}
     others = [p for p in model.parameters() if p.requires_grad and id(p) not in in_tables]
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam([table.weight for table in tables], lr=learning_rate)]
+    sparse = {ROW_ADAGRAD: RowAdagrad, SPARSE_ADAM: torch.optim.SparseAdam}[optimizer]
+    optimizers: list[torch.optim.Optimizer] = [sparse([table.weight for table in tables], lr=learning_rate)]
     return optimizers + ([torch.optim.Adam(others, lr=learning_rate)] if others else [])
 
 
