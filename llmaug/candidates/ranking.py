@@ -69,7 +69,7 @@ def rank_candidates(
         loading = new_stage(f"Loading for {plan.model}", 1)
         workspace.mkdir(parents=True, exist_ok=True)  # RecBole would try to download a dataset whose directory is missing
         config = base_model_config(plan, workspace, uid_field, iid_field, seed)
-        if config["MODEL_TYPE"] != ModelType.GENERAL:
+        if config["MODEL_TYPE"] not in (ModelType.GENERAL, ModelType.TRADITIONAL):  # Pop, ItemKNN, EASE: general, fitted without a loss
             raise ConfigError(f"candidate_model '{plan.model}' is not a general recommender; candidates need one that ranks "
                               "every item for a user (e.g. LightGCN, BPR, Pop)")
         init_seed(seed, True)
