@@ -455,6 +455,22 @@ def test_pools_are_the_best_scored_items_recboles_interaction_matrix_leaves_unse
         assert np.array_equal(pools._ranked, expected[users])
 
 
+def test_pop_named_as_candidate_model_ranks_popular_items_each_user_has_not_seen(tmp_path):
+    """RecBole files Pop (like ItemKNN and EASE) as a traditional general recommender; it ranks
+    every item for a user, so it is a base model like any other. (RecBole's Pop counts the batches
+    an item is in, not its interactions, so its order among the most popular items is its own.)"""
+    from llmaug.candidates.policy import BaseModelPlan
+    from llmaug.candidates.ranking import rank_candidates
+
+    train = _ml100k_train()
+    counts = train["item_id"].value_counts()
+    seen = train.groupby("user_id")["item_id"].agg(set)
+    pools = rank_candidates(train[["user_id", "item_id"]], tmp_path / "ml-100k", "user_id", "item_id", BaseModelPlan("Pop", 1), 10, 3)
+    assert len(pools) == len(seen)
+    popular = set(counts.index[:300])  # of 1,682 items
+    assert all(set(pools[user]) <= popular and not seen[user] & set(pools[user]) for user in pools)
+
+
 def test_ranking_returns_with_the_base_models_objects_freed(tmp_path, monkeypatch):
     """At 10^6 users the base model, RecBole's loader and dataset are 1-2 GB, and the split is read
     back into memory once ranking returns. Anything that holds them in a reference cycle keeps
