@@ -34,7 +34,7 @@ from .run_dir import RunDir
 from .sinks import Outputs
 from .split import Split, split_interactions
 from .tasks import TASKS
-from .writer import AugmentedData, attribute_suffix, commit, write_dataset
+from .writer import AugmentedData, attribute_suffix, commit, write_features, write_interactions
 
 
 def augment(
@@ -96,7 +96,9 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                 return _estimate(provider, data, run, settings)
         counts: dict[str, dict[str, Any]] = {}
         with _load_encoder(settings, run, reporter, timer) as encoder, Journal(run.journal) as journal, contextlib.ExitStack() as files:
-            # Nothing reads the split's parts until the files are written: they wait on disk (~1 GB at 10^6 users).
+            # Nothing reads the split's parts until their own files are written: they wait on disk (~1 GB at
+            # 10^6 users) while the tasks run and the other files are written, which need only its users.
+            user_ids = split.users(source.uid_field)
             with split.set_aside(run.state):
                 with timer("item_text_embedding"):
                     item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
@@ -117,9 +119,12 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                                 outputs.embed_items()
                             with timer("attribute_embedding"):
                                 _embed_each_attribute(augmented, settings.item_attributes, encoder, reporter)
-            with timer("write"), reporter.step("Writing dataset"):
-                written = write_dataset(run.staging, run.out, source, split, augmented, settings.item_attributes, settings.user_profile,
-                                        sequences=settings.split_order == "time", label_threshold=settings.label_threshold)
+                with timer("write"), reporter.step("Writing dataset"):
+                    written = write_features(run.staging, run.out, source, user_ids, augmented, settings.item_attributes,
+                                             settings.user_profile, sequences=settings.split_order == "time",
+                                             label_threshold=settings.label_threshold)
+            with timer("write_interactions"), reporter.step("Writing interactions"):
+                written = write_interactions(run.staging, source, split, sequences=settings.split_order == "time") + written
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
         manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, written, index.unusable)
         commit(run.staging, run.out, written, manifest)

@@ -80,20 +80,38 @@ def _profile_rows(path: Path, names: list[str]) -> pd.DataFrame:
     return rows.set_index("user")
 
 
-def write_dataset(
+def write_interactions(staging: Path, source: SourceDataset, split: Split, sequences: bool = False) -> list[str]:
+    """The split's parts into ``staging`` (rows copied from the source's file); ``sequences`` (a
+    split in time order) adds them as sequential recommenders read them. Return the file names."""
+    name = staging.name
+    uid, iid = source.uid_field, source.iid_field
+    parts = {f"{name}.{part}.inter": frame.index for part, frame in split.parts().items()}
+    copy_rows(source.inter, {staging / file: lines for file, lines in parts.items()})
+    written = list(parts)
+    if sequences:
+        for part, frame in sequence_parts(split, uid, iid, source.time_field).items():
+            write_atomic_file(staging / f"{name}.{SEQUENCE_FILES[part]}.inter", frame, {uid: "token", iid: "token", iid + LIST_SUFFIX: "token_seq"})
+            written.append(f"{name}.{SEQUENCE_FILES[part]}.inter")
+    return written
+
+
+def write_features(
     staging: Path,
     final_dir: Path,
     source: SourceDataset,
-    split: Split,
+    user_ids: pd.Index,
     data: AugmentedData,
     item_attributes: list[str],
     user_profile: list[str],
     sequences: bool = False,
     label_threshold: float = 4.0,
 ) -> list[str]:
-    """Write the dataset into ``staging`` (named like ``final_dir``); return the file names.
-    ``sequences`` (a split in time order) adds the parts as sequential recommenders read them;
-    a rating column adds the config of context-aware models, positives at ``label_threshold``."""
+    """Everything but the split's parts into ``staging`` (named like ``final_dir``): items, users
+    (``user_ids``: the parts' users, ``Split.users``), augmented edges, candidates, vectors and the
+    RecBole configs; ``sequences`` adds the sequential models' config, a rating column the
+    context-aware models'. Return the file names. The parts are written apart (``write_interactions``),
+    so that the two never need memory at once: at 10^6 users the parts are ~1 GB, the user rows
+    with their profiles ~0.5 GB."""
     name = staging.name
     uid, iid = source.uid_field, source.iid_field
     written: list[str] = []
@@ -102,13 +120,6 @@ def write_dataset(
         write_atomic_file(staging / f"{name}.{suffix}", frame, types)
         written.append(f"{name}.{suffix}")
 
-    parts = {f"{name}.{part}.inter": frame.index for part, frame in split.parts().items()}
-    copy_rows(source.inter, {staging / file: lines for file, lines in parts.items()})
-    written.extend(parts)
-    if sequences:
-        for part, frame in sequence_parts(split, uid, iid, source.time_field).items():
-            emit(f"{SEQUENCE_FILES[part]}.inter", frame, {uid: "token", iid: "token", iid + LIST_SUFFIX: "token_seq"})
-
     items = source.items
     item_types = dict(source.item.types)
     if data.attributes:
@@ -116,7 +127,7 @@ def write_dataset(
         item_types.update({f"attr_{a}": "token" for a in item_attributes})
     emit("item", items, item_types)
 
-    user_ids = pd.DataFrame({uid: pd.unique(pd.concat([f[uid] for f in split.parts().values()]))})
+    user_ids = pd.DataFrame({uid: user_ids})
     users = user_ids
     if source.users is not None:  # users .user does not list get a row of empty source columns
         unlisted = user_ids[~user_ids[uid].isin(source.users[uid])]
