@@ -6,8 +6,8 @@
 A plan is ``auto`` (what llmaug chooses for this dataset), ``large`` (the rule ``auto`` follows
 above its size limit, applied here whatever the size: the same batches per epoch, learning rate
 and sparse row-wise Adagrad, so the quality check for large data runs on real data),
-``large-sparse-adam`` (the same with SparseAdam, as the rule trained in issue 26's seventh to
-ninth sessions), ``large-dense`` (with RecBole's dense Adam, as the rule trained before) or any
+``large-sparse-adam`` (the same with SparseAdam, as the rule trained in issue 26's seventh and
+eighth sessions), ``large-dense`` (with RecBole's dense Adam, as the rule trained before) or any
 RecBole model name with RecBole's defaults. ``--batch N`` and ``--learning-rate LR`` set every
 plan's batch size and learning rate.
 """
