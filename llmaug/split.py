@@ -41,8 +41,9 @@ class Split:
         """The parts in an unlinked file in ``directory`` for the block's length, read back as they
         were when it ends: the base model's training and the tasks need the memory (30 M rows of
         two ids, a time and a line number are ~1 GB at 10^6 users), and nothing reads the parts
-        meanwhile (they are ``None`` until then). One pickle, so an id several parts hold is stored once, and the
-        parts read back share it as they did. A block that raises leaves them ``None``."""
+        meanwhile (they are ``None`` until then). One pickle, so an id several parts hold is
+        stored once, and the parts read back share it as they did. A block that raises leaves
+        them ``None``."""
         with tempfile.TemporaryFile(dir=directory) as spill:
             pickle.dump((self.train, self.valid, self.test), spill, protocol=pickle.HIGHEST_PROTOCOL)
             self.train = self.valid = self.test = None

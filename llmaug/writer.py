@@ -127,10 +127,10 @@ def write_features(
         item_types.update({f"attr_{a}": "token" for a in item_attributes})
     emit("item", items, item_types)
 
-    user_ids = pd.DataFrame({uid: user_ids})
-    users = user_ids
+    in_split = pd.DataFrame({uid: user_ids})
+    users = in_split
     if source.users is not None:  # users .user does not list get a row of empty source columns
-        unlisted = user_ids[~user_ids[uid].isin(source.users[uid])]
+        unlisted = in_split[~in_split[uid].isin(source.users[uid])]
         users = pd.concat([source.users, unlisted], ignore_index=True).fillna("")
     user_types = dict(source.user.types) if source.user else {uid: "token"}
     if data.profiles is not None:
