@@ -80,6 +80,12 @@ def _profile_rows(path: Path, names: list[str]) -> pd.DataFrame:
     return rows.set_index("user")
 
 
+def _emit(staging: Path, suffix: str, frame: pd.DataFrame, types: dict[str, str]) -> str:
+    """``frame`` as the atomic file ``<staging name>.<suffix>``; its name, for the written list."""
+    write_atomic_file(staging / f"{staging.name}.{suffix}", frame, types)
+    return f"{staging.name}.{suffix}"
+
+
 def write_interactions(staging: Path, source: SourceDataset, split: Split, sequences: bool = False) -> list[str]:
     """The split's parts into ``staging`` (rows copied from the source's file); ``sequences`` (a
     split in time order) adds them as sequential recommenders read them. Return the file names."""
@@ -90,8 +96,7 @@ def write_interactions(staging: Path, source: SourceDataset, split: Split, seque
     written = list(parts)
     if sequences:
         for part, frame in sequence_parts(split, uid, iid, source.time_field).items():
-            write_atomic_file(staging / f"{name}.{SEQUENCE_FILES[part]}.inter", frame, {uid: "token", iid: "token", iid + LIST_SUFFIX: "token_seq"})
-            written.append(f"{name}.{SEQUENCE_FILES[part]}.inter")
+            written.append(_emit(staging, f"{SEQUENCE_FILES[part]}.inter", frame, {uid: "token", iid: "token", iid + LIST_SUFFIX: "token_seq"}))
     return written
 
 
@@ -117,8 +122,7 @@ def write_features(
     written: list[str] = []
 
     def emit(suffix: str, frame: pd.DataFrame, types: dict[str, str]) -> None:
-        write_atomic_file(staging / f"{name}.{suffix}", frame, types)
-        written.append(f"{name}.{suffix}")
+        written.append(_emit(staging, suffix, frame, types))
 
     items = source.items
     item_types = dict(source.item.types)
