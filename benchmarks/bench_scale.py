@@ -39,8 +39,13 @@ def parse_size(text: str) -> int:
     return int(float(text.rstrip("km")) * factor)
 
 
+def catalogue_size(users: int) -> int:
+    """The synthetic dataset's item count for ``users``."""
+    return ITEMS.get(users, max(1_000, users // 10))
+
+
 def run_size(users: int, scratch: Path, log: Path, tasks: str) -> dict:
-    items = ITEMS.get(users, max(1_000, users // 10))
+    items = catalogue_size(users)
     started = time.perf_counter()
     data = write_synthetic(scratch, users, items, name=f"synthetic{users}")
     generated = time.perf_counter() - started

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-from bench_scale import ITEMS, parse_size
+from bench_scale import catalogue_size, parse_size
 from synthetic import write_synthetic
 
 
@@ -28,14 +26,14 @@ def main() -> None:
     from llmaug.config import load_settings
     from llmaug.dataset import load_source
     from llmaug.input.usable import usable_interactions
-    from llmaug.monitor.timer import rss_bytes
+    from llmaug.monitor.timer import Timer, rss_bytes
     from llmaug.split import split_interactions
 
     users = parse_size(args.users)
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="llmaug-set-aside-"))
     name = f"synthetic{users}"
     if not (scratch / name).exists():
-        write_synthetic(scratch, users, ITEMS.get(users, max(1_000, users // 10)), name=name)
+        write_synthetic(scratch, users, catalogue_size(users), name=name)
     settings = load_settings()
     source = load_source(str(scratch / name), settings)
     usable = usable_interactions(source)
@@ -43,29 +41,20 @@ def main() -> None:
     split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed)
     usable = usable.split_off()
 
-    peak = [rss_bytes()]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.01):
-            peak[0] = max(peak[0], rss_bytes())
-
-    threading.Thread(target=sample, daemon=True).start()
-    before = peak[0]
-    started = time.perf_counter()
-    with split.set_aside(scratch):
-        written = time.perf_counter() - started
-        writing_peak, aside = peak[0], rss_bytes()
-        peak[0] = aside
-        reading = time.perf_counter()
-    read = time.perf_counter() - reading
-    stop.set()
+    timer = Timer(sample_seconds=0.01)
+    before = rss_bytes()
+    aside = split.set_aside(scratch)
+    with timer("write"):
+        aside.__enter__()  # the write and the read-back timed apart: the block between them is the rest of a run
+    while_aside = rss_bytes()
+    with timer("read back"):
+        aside.__exit__(None, None, None)
     rows = sum(len(frame) for frame in split.parts().values())
     gb = 2**30
     print(f"{rows:,} rows in the parts; resident before {before / gb:.2f} GB")
-    print(f"write {written:.1f} s, peak {writing_peak / gb:.2f} GB (+{(writing_peak - before) / gb:.2f} GB); "
-          f"while set aside {aside / gb:.2f} GB")
-    print(f"read back {read:.1f} s, peak {peak[0] / gb:.2f} GB; after {rss_bytes() / gb:.2f} GB")
+    print(f"write {timer.wall['write']:.1f} s, peak {timer.peak_rss_mb['write'] / 1024:.2f} GB "
+          f"(+{timer.peak_rss_mb['write'] / 1024 - before / gb:.2f} GB); while set aside {while_aside / gb:.2f} GB")
+    print(f"read back {timer.wall['read back']:.1f} s, peak {timer.peak_rss_mb['read back'] / 1024:.2f} GB; after {rss_bytes() / gb:.2f} GB")
 
 
 if __name__ == "__main__":
