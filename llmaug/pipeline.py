@@ -55,6 +55,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
     provider_factory = get_provider(settings)
     with timer("read"), reporter.step("Reading dataset"):
         source = load_source(dataset, settings)
+        release_freed_memory()  # the file's bytes and its cells as text, before the split's large arrays
     run = RunDir(out)
     run.check(source.directory)
     with timer("split"), reporter.step("Splitting"):
@@ -80,8 +81,9 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
         with timer("prompt_data"):
             data = build_prompt_data(source, split.train, settings, pools)
             del pools
-            if source.time_field and settings.split_order != "time":
-                split.let_go(source.time_field)  # the histories are in time order now; only sequence files read it later
+            user_ids = split.users(source.uid_field)  # for the .user file
+            if settings.split_order != "time":  # only sequence files read the parts' ids and times: the parts' own are copied by line
+                split.let_go(*filter(None, (source.uid_field, source.iid_field, source.time_field)))
             release_freed_memory()
         if "edges" in settings.tasks:
             without_pool = len(set(data.histories) - set(data.candidates))
@@ -96,9 +98,8 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                 return _estimate(provider, data, run, settings)
         counts: dict[str, dict[str, Any]] = {}
         with _load_encoder(settings, run, reporter, timer) as encoder, Journal(run.journal) as journal, contextlib.ExitStack() as files:
-            # Nothing reads the split's parts until their own files are written: they wait on disk (~1 GB at
-            # 10^6 users) while the tasks run and the other files are written, which need only its users.
-            user_ids = split.users(source.uid_field)
+            # Nothing reads the split's parts until their own files are written: they wait on disk while the
+            # tasks run and the other files are written, which need only its users.
             with split.set_aside(run.state):
                 with timer("item_text_embedding"):
                     item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")

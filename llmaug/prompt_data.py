@@ -15,6 +15,7 @@ import pandas as pd
 
 from .config import Settings
 from .dataset import SourceDataset
+from .distinct import factorize
 from .keyed_rows import KeyedRows
 
 
@@ -55,13 +56,17 @@ class Histories(KeyedRows, Mapping[str, list[str]]):
     ~4 B an item. Users come in the order they first appear in the training split."""
 
     def __init__(self, train: pd.DataFrame, source: SourceDataset) -> None:
-        users, first_seen = pd.factorize(train[source.uid_field].to_numpy())
-        items, self._items = pd.factorize(train[source.iid_field].to_numpy())
-        order = np.arange(len(train))
+        # int32 as soon as each array is made: factorize and argsort give int64, and at 10^6 users
+        # each of the five arrays here is ~100 MB in int32 (the parts are held meanwhile).
+        users, first_seen = factorize(train[source.uid_field])
+        users = users.astype(np.int32)
+        items, self._items = factorize(train[source.iid_field])
+        items = items.astype(np.int32)
+        order = np.arange(len(train), dtype=np.int32)
         if source.time_field:
-            order = np.argsort(train[source.time_field].to_numpy(), kind="stable")  # no time (NaN) last
+            order = np.argsort(train[source.time_field].to_numpy(), kind="stable").astype(np.int32)  # no time (NaN) last
         order = order[np.argsort(users[order], kind="stable")]  # grouped by user, each in time order
-        self._codes = items[order].astype(np.int32)
+        self._codes = items[order]
         self._ends = np.cumsum(np.bincount(users, minlength=len(first_seen)))
         super().__init__(first_seen)
 

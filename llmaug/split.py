@@ -23,6 +23,8 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
+from .distinct import distinct, factorize
+
 PARTS = ("train", "valid", "test")
 RATIO, LEAVE_ONE_OUT = "ratio", "leave_one_out"
 
@@ -53,13 +55,15 @@ class Split:
 
     def users(self, uid_field: str) -> pd.Index:
         """Every user in the parts, in the order first seen (training, then validation, then test)."""
-        return pd.Index(pd.unique(np.concatenate([pd.unique(frame[uid_field]) for frame in self.parts().values()])))
+        return pd.Index(distinct(np.concatenate([distinct(frame[uid_field]) for frame in self.parts().values()])))
 
-    def let_go(self, column: str) -> None:
-        """Drop ``column`` from every part once nothing reads it (30 M times are 0.24 GB)."""
+    def let_go(self, *columns: str) -> None:
+        """Drop ``columns`` from every part once nothing reads them (30 M ids or times are 0.24 GB
+        each); the rows' line numbers stay, which is all the parts' own files are copied by."""
         for frame in self.parts().values():
-            if column in frame.columns:
-                del frame[column]
+            for column in columns:
+                if column in frame.columns:
+                    del frame[column]
 
 
 def _part_sizes(total: int, ratios: list[float]) -> tuple[int, int]:
@@ -80,31 +84,54 @@ def split_interactions(
     ``train_fraction`` < 1 then keeps that share (at least one row) of each user's training rows,
     for the sparse regime; validation and test stay as they are. In time order the share kept is
     the most recent, so a user's sequence runs on into what is held out.
+
+    The parts' columns are taken out of ``inter``, which is left with its index alone: at 10^6
+    users the usable rows and the parts are ~1 GB each, and need not be held whole at once.
     """
-    # On integer codes rather than the rows: each user's rows in order, then each row's rank
-    # within its user. The same parts as sorting and grouping the frame, in a few int32 arrays
-    # (a million users' 30 M rows: ~120 MB each) instead of copies of the frame.
-    users = pd.factorize(inter[uid_field].to_numpy())[0].astype(np.int32)
+    # On integer codes rather than the rows: each user's rows in order, then which part each of
+    # them falls in. The same parts as sorting and grouping the frame, with at most ~24 bytes a
+    # row of work arrays beside the rows (a million users' 30 M rows: ~0.7 GB).
+    users = factorize(inter[uid_field])[0].astype(np.int32)
     if time_field is None:
         order = np.random.default_rng(seed).permutation(len(inter)).astype(np.int32)
     else:  # stable: rows with one timestamp keep the file's order; a row without one goes last
         order = np.argsort(pd.to_numeric(inter[time_field], errors="coerce").to_numpy(dtype=np.float64), kind="stable").astype(np.int32)
-    order = order[np.argsort(users[order], kind="stable")]
+    order = order[np.argsort(users[order], kind="stable")]  # user 0's rows in order, then user 1's, ...
     counts = np.bincount(users)
     del users
     if method == LEAVE_ONE_OUT:
         held = np.minimum(2, counts - 1)  # a user with one row trains on it; with two, the second is test
-        bounds = np.stack([counts - held, counts - held + (held == 2)], axis=1).astype(np.int32)
+        bounds = np.stack([counts - held, counts - held + (held == 2)], axis=1)
     else:
         sizes = np.unique(counts)
-        bounds = np.array([_part_sizes(int(n), ratios) for n in sizes], dtype=np.int32)[np.searchsorted(sizes, counts)]  # per user
-    user_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)  # order lists user 0's rows, then user 1's, ...
-    rank = np.arange(len(order), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
-    part = np.where(rank < bounds[user_of, 0], 0, np.where(rank < bounds[user_of, 1], 1, 2)).astype(np.int8)
-    if train_fraction < 1.0:
-        keep = np.maximum(1, np.ceil(bounds[:, 0] * train_fraction)).astype(np.int32)
-        left_out = rank < (bounds[:, 0] - keep)[user_of] if time_field is not None else rank >= keep[user_of]
-        part[(part == 0) & left_out] = -1  # left out of training, and of every part
-    del rank, user_of
-    rows = lambda k: inter.iloc[np.sort(order[part == k])]  # noqa: E731  (in the source's order)
-    return Split(train=rows(0), valid=rows(1), test=rows(2))
+        bounds = np.array([_part_sizes(int(n), ratios) for n in sizes])[np.searchsorted(sizes, counts)]  # per user
+    train, valid = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
+    # Each user's run cut in four: two pieces of training (the part kept, the part left out of every
+    # part for the sparse regime), validation, test; one int8 per row.
+    kept = np.maximum(1, np.ceil(train * train_fraction)).astype(np.int64) if train_fraction < 1.0 else train
+    left_out = train - kept
+    pieces = [(-1, left_out), (0, kept)] if time_field is not None else [(0, kept), (-1, left_out)]  # in time order the latest are kept
+    pieces += [(1, valid), (2, counts - train - valid)]
+    part = np.repeat(np.tile(np.array([value for value, _ in pieces], dtype=np.int8), len(counts)),
+                     np.stack([length for _, length in pieces], axis=1).ravel())
+    positions = [np.sort(order[part == k]) for k in range(len(PARTS))]  # each part in the source's order
+    del order, part
+    return Split(*_taken(inter, positions))
+
+
+def _taken(inter: pd.DataFrame, positions: list[np.ndarray]) -> list[pd.DataFrame]:
+    """The rows at each part's ``positions``, indexed by their line in the file (int32 where lines
+    fit), a column at a time, each taken out of ``inter`` once copied: pandas gives a column's
+    memory back once every column of its block is out, so the parts and all usable rows (~1 GB
+    each at 10^6 users) are never held whole at once. Each part's columns are blocks of their own
+    (no copy to consolidate them), so ``Split.let_go`` frees a column at once."""
+    lines = inter.index
+    dtype = np.int32 if len(lines) == 0 or lines.max() < 2**31 else np.int64
+    indexes = [pd.Index(np.asarray(lines[at], dtype=dtype)) for at in positions]
+    columns: list[dict[str, np.ndarray]] = [{} for _ in positions]
+    for name in list(inter.columns):
+        values = inter.pop(name).to_numpy()
+        for part, at in zip(columns, positions):
+            part[name] = values.take(at)
+        del values
+    return [pd.DataFrame(part, index=index, copy=False) for part, index in zip(columns, indexes)]

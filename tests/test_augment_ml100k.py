@@ -117,6 +117,9 @@ def test_base_recommender_gets_the_training_split_as_recbole_would_read_it(augme
     for field in ("user_id", "item_id"):
         assert np.array_equal(from_arrays.inter_feat[field].to_numpy(), from_file.inter_feat[field].to_numpy())
         assert list(from_arrays.field2id_token[field]) == list(from_file.field2id_token[field])
+        assert from_arrays.field2id_token[field].dtype == from_file.field2id_token[field].dtype
+        assert from_arrays.field2token_id[field] == from_file.field2token_id[field]
+        assert from_arrays.inter_feat[field].dtype == from_file.inter_feat[field].dtype
 
 
 def test_prompts_show_only_training_interactions():
@@ -142,9 +145,9 @@ def test_split_is_recbole_ratio_split_and_reproducible():
 
     settings = load_settings()
     inter = load_source("ml-100k", settings).inter.frame
-    a = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=5)
-    b = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=5)
-    c = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=6)
+    a = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=5)
+    b = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=5)
+    c = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=6)
     assert all(a.parts()[k].equals(b.parts()[k]) for k in a.parts())
     assert not a.train.equals(c.train)
     merged = pd.concat(a.parts().values())
@@ -159,7 +162,7 @@ def test_leave_one_out_in_time_order_is_recboles_and_holds_out_each_users_latest
     from recbole.data.dataset import Dataset
 
     inter = load_source("ml-100k", load_settings()).inter.frame
-    split = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1, method="leave_one_out", time_field="timestamp")
+    split = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=1, method="leave_one_out", time_field="timestamp")
     when = lambda frame: frame.assign(t=frame["timestamp"].astype(float)).groupby("user_id")["t"]  # noqa: E731
     latest_train, valid_time, test_time = when(split.train).max(), when(split.valid).max(), when(split.test).max()
     assert (split.valid.groupby("user_id").size() == 1).all() and (split.test.groupby("user_id").size() == 1).all()
@@ -170,7 +173,7 @@ def test_leave_one_out_in_time_order_is_recboles_and_holds_out_each_users_latest
     train_rows, valid_rows, test_rows = Dataset._split_index_by_leave_one_out(None, grouped, 2)
     for part, rows in (("train", train_rows), ("valid", valid_rows), ("test", test_rows)):
         assert sorted(split.parts()[part].index) == sorted(rows), part
-    sparse = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2, method="leave_one_out",
+    sparse = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2, method="leave_one_out",
                                 time_field="timestamp")
     assert sparse.test.equals(split.test) and len(sparse.train) < len(split.train) / 4
     # A sparse time-ordered split keeps each user's most recent training rows.
@@ -180,8 +183,8 @@ def test_leave_one_out_in_time_order_is_recboles_and_holds_out_each_users_latest
 
 def test_train_fraction_thins_training_only():
     inter = load_source("ml-100k", load_settings()).inter.frame
-    full = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1)
-    sparse = split_interactions(inter, "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2)
+    full = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=1)
+    sparse = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2)
     assert sparse.valid.equals(full.valid) and sparse.test.equals(full.test)
     assert set(map(tuple, sparse.train.values)) <= set(map(tuple, full.train.values))
     per_user = sparse.train.groupby("user_id").size() / full.train.groupby("user_id").size()

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import IO
 
 import numpy as np
-import pandas as pd
 
+from ..distinct import factorize
 from ..keyed_rows import KeyedRows
 
 
@@ -32,7 +32,7 @@ class Pools(KeyedRows, Mapping[str, list[str]]):
         """From user -> pool, every pool the same length (as ranking gives them and the cache holds them)."""
         users = np.array(list(pools), dtype=object)
         flat = np.array([item for pool in pools.values() for item in pool], dtype=object)
-        codes, items = pd.factorize(flat)
+        codes, items = factorize(flat)
         width = len(flat) // max(len(users), 1)
         return cls(users, items, codes.reshape(len(users), width))
 

@@ -67,10 +67,22 @@ def read_atomic(path: Path, keep: Keep = lambda types: (types, ())) -> AtomicFil
     if chunks is None:
         chunks = [wanted(_exact(path, data, types), {})]
     del data  # before the chunks are joined: a large file's bytes and its rows need not be held at once
-    frame = pd.concat(chunks) if len(chunks) > 1 else chunks[0]
+    frame = _joined(chunks)
     if _stamp(path) != stamp:
         raise DatasetError(f"{path.name} changed while it was read; run again once nothing writes to it")
     return AtomicFile(frame, types, Path(path), stamp)
+
+
+def _joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The chunks as one frame, a column at a time, each column's chunks let go once it is joined
+    (the rows are held about once, not twice), and each column a pandas block of its own: the
+    split takes the columns out one by one, and a column's memory goes back only once its block's
+    other columns are out too."""
+    if len(chunks) == 1:
+        return chunks[0]
+    index = chunks[0].index.append([chunk.index for chunk in chunks[1:]])  # consecutive ranges stay a range
+    columns = {name: pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True).to_numpy() for name in list(chunks[0].columns)}
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..dataset import SourceDataset
+from ..distinct import distinct
 from ..errors import ConfigError, DatasetError
 
 
@@ -63,7 +64,7 @@ def usable_interactions(source: SourceDataset) -> Usable:
     if kept.empty:
         raise DatasetError(f"every user in {name}.inter has interacted with every item {name}.item lists ({len(catalogue):,}){after}; "
                            "RecBole cannot sample a negative item for them")
-    users = pd.unique(kept[uid])
+    users = distinct(kept[uid])
     if len(users) < 2:
         raise DatasetError(f"{name}.inter has usable interactions of one user only ({users[0]!r}){after}; "
                            "a recommender dataset needs at least two users")
@@ -81,7 +82,7 @@ def check_rankable(train: pd.DataFrame, source: SourceDataset, size: int) -> Non
     """The base recommender, trained on the training split alone, ranks the items that split holds:
     it needs ``size`` of them, and an item each user has not seen to sample as a negative."""
     uid, iid = source.uid_field, source.iid_field
-    items = train[iid].nunique()
+    items = len(distinct(train[iid]))
     if items < size:
         raise ConfigError(f"candidates = {size} but the training split holds only {items} items; lower --candidates")
     everything = users_with_every_item(train, uid, iid, items)
