@@ -15,16 +15,36 @@ ROWS_AT_ONCE = 1 << 20  # pd.unique's table for a slice of rows: ~40 MB
 FIRST_TABLE = 1 << 16   # factorize's table to start with: it grows as distinct values come
 
 
-def distinct(values: np.ndarray | pd.Series) -> np.ndarray:
-    """``pd.unique(values)``, a slice of rows at a time: the distinct values of each slice in order,
-    then those of their concatenation."""
+def distinct(values: np.ndarray | pd.Series | pd.Categorical) -> np.ndarray:
+    """``pd.unique(values)`` as an array (a categorical's values, not its categories), a slice of
+    rows at a time: the distinct values of each slice in order, then those of their concatenation."""
+    categorical = _categorical(values)
+    if categorical is not None:
+        return np.asarray(categorical.categories).take(distinct(categorical.codes))
     values = np.asarray(values)
     if len(values) <= ROWS_AT_ONCE:
         return pd.unique(values)
     return pd.unique(np.concatenate([pd.unique(values[start : start + ROWS_AT_ONCE]) for start in range(0, len(values), ROWS_AT_ONCE)]))
 
 
-def factorize(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize(values)``: int64 codes, and the distinct values they index."""
+def factorize(values: np.ndarray | pd.Series | pd.Categorical) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values)``: int64 codes, and the distinct values they index (a categorical's
+    values, in order of first appearance, as for the same values as objects)."""
+    categorical = _categorical(values)
+    if categorical is not None:
+        codes, first = factorize(categorical.codes)
+        return codes, np.asarray(categorical.categories).take(first)
     values = np.asarray(values)
     return pd.factorize(values, size_hint=min(len(values), FIRST_TABLE) or 1)
+
+
+def as_categorical(values: np.ndarray) -> pd.Categorical:
+    """``values`` as int32 codes into their distinct values, in order of first appearance: 4 bytes
+    a row where an object column takes 8 for its pointer, and pickled as one array of numbers."""
+    codes, uniques = factorize(values)
+    return pd.Categorical.from_codes(codes.astype(np.int32), dtype=pd.CategoricalDtype(uniques))
+
+
+def _categorical(values: np.ndarray | pd.Series | pd.Categorical) -> pd.Categorical | None:
+    array = values.array if isinstance(values, pd.Series) else values
+    return array if isinstance(array, pd.Categorical) else None

@@ -23,7 +23,8 @@ MAX_LENGTH = 50        # RecBole's MAX_ITEM_LIST_LENGTH default
 def sequence_parts(split: Split, uid: str, iid: str, time_field: str, max_length: int = MAX_LENGTH) -> dict[str, pd.DataFrame]:
     """Per part, rows of (user, target item, the user's earlier items as one space-separated cell)."""
     names = list(split.parts())
-    frames = [frame[[uid, iid, time_field]].assign(_part=k) for k, frame in enumerate(split.parts().values())]
+    # Ids as text: a categorical would sort by its codes (first appearance), not by the ids.
+    frames = [frame[[uid, iid, time_field]].astype({uid: object, iid: object}).assign(_part=k) for k, frame in enumerate(split.parts().values())]
     rows = pd.concat(frames, ignore_index=True)
     rows["_time"] = pd.to_numeric(rows[time_field], errors="coerce")
     rows = rows.sort_values([uid, "_part", "_time"], kind="stable")  # each user's sequence, training first

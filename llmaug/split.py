@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from .distinct import distinct, factorize
+from .distinct import as_categorical, distinct, factorize
 
 PARTS = ("train", "valid", "test")
 RATIO, LEAVE_ONE_OUT = "ratio", "leave_one_out"
@@ -123,14 +123,17 @@ def _taken(inter: pd.DataFrame, positions: list[np.ndarray]) -> list[pd.DataFram
     """The rows at each part's ``positions``, indexed by their line in the file (int32 where lines
     fit), a column at a time, each taken out of ``inter`` once copied: pandas gives a column's
     memory back once every column of its block is out, so the parts and all usable rows (~1 GB
-    each at 10^6 users) are never held whole at once. Each part's columns are blocks of their own
-    (no copy to consolidate them), so ``Split.let_go`` frees a column at once."""
+    each at 10^6 users) are never held whole at once. Text columns (the ids) become categoricals
+    whose int32 codes index one array of distinct ids, shared by the parts. Each part's columns are
+    blocks of their own (no copy to consolidate them), so ``Split.let_go`` frees a column at once."""
     lines = inter.index
     dtype = np.int32 if len(lines) == 0 or lines.max() < 2**31 else np.int64
     indexes = [pd.Index(np.asarray(lines[at], dtype=dtype)) for at in positions]
-    columns: list[dict[str, np.ndarray]] = [{} for _ in positions]
+    columns: list[dict[str, np.ndarray | pd.Categorical]] = [{} for _ in positions]
     for name in list(inter.columns):
         values = inter.pop(name).to_numpy()
+        if values.dtype == object:
+            values = as_categorical(values)
         for part, at in zip(columns, positions):
             part[name] = values.take(at)
         del values

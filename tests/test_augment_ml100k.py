@@ -127,8 +127,8 @@ def test_prompts_show_only_training_interactions():
     source = load_source("ml-100k", settings)
     split = split_interactions(source.inter.frame, "user_id", settings.split, settings.seed)
     data = build_prompt_data(source, split.train, settings)
-    train_items = split.train.groupby("user_id")["item_id"].agg(set)
-    held_out = pd.concat([split.valid, split.test]).groupby("user_id")["item_id"].agg(set)
+    train_items = split.train.groupby("user_id", observed=True)["item_id"].agg(set)
+    held_out = pd.concat([split.valid, split.test]).groupby("user_id", observed=True)["item_id"].agg(set)
     title_of = dict(zip(source.items["item_id"], source.items["movie_title"]))
     data.candidates.update({u: [] for u in data.histories})
     for name in ("users", "edges"):
@@ -152,7 +152,7 @@ def test_split_is_recbole_ratio_split_and_reproducible():
     assert not a.train.equals(c.train)
     merged = pd.concat(a.parts().values())
     assert len(merged) == len(inter) and not merged.duplicated().any()
-    sizes = {part: frame.groupby("user_id").size() for part, frame in a.parts().items()}
+    sizes = {part: frame.groupby("user_id", observed=True).size() for part, frame in a.parts().items()}
     for user, total in inter.groupby("user_id").size().items():
         first, second = Dataset._calcu_split_ids(None, total, [0.8, 0.1, 0.1])
         assert (sizes["train"].get(user, 0), sizes["valid"].get(user, 0)) == (first, second - first)
@@ -163,9 +163,9 @@ def test_leave_one_out_in_time_order_is_recboles_and_holds_out_each_users_latest
 
     inter = load_source("ml-100k", load_settings()).inter.frame
     split = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=1, method="leave_one_out", time_field="timestamp")
-    when = lambda frame: frame.assign(t=frame["timestamp"].astype(float)).groupby("user_id")["t"]  # noqa: E731
+    when = lambda frame: frame.assign(t=frame["timestamp"].astype(float)).groupby("user_id", observed=True)["t"]  # noqa: E731
     latest_train, valid_time, test_time = when(split.train).max(), when(split.valid).max(), when(split.test).max()
-    assert (split.valid.groupby("user_id").size() == 1).all() and (split.test.groupby("user_id").size() == 1).all()
+    assert (split.valid.groupby("user_id", observed=True).size() == 1).all() and (split.test.groupby("user_id", observed=True).size() == 1).all()
     assert (valid_time >= latest_train[valid_time.index]).all() and (test_time >= valid_time[test_time.index]).all()
     # RecBole's own leave-one-out (LS valid_and_test) on the same time-ordered rows gives the same parts.
     ordered = inter.assign(t=inter["timestamp"].astype(float)).sort_values("t", kind="stable")
@@ -187,5 +187,5 @@ def test_train_fraction_thins_training_only():
     sparse = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=1, train_fraction=0.2)
     assert sparse.valid.equals(full.valid) and sparse.test.equals(full.test)
     assert set(map(tuple, sparse.train.values)) <= set(map(tuple, full.train.values))
-    per_user = sparse.train.groupby("user_id").size() / full.train.groupby("user_id").size()
+    per_user = sparse.train.groupby("user_id", observed=True).size() / full.train.groupby("user_id", observed=True).size()
     assert per_user.between(0.19, 0.35).all()

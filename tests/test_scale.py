@@ -467,7 +467,7 @@ def test_pop_named_as_candidate_model_ranks_popular_items_each_user_has_not_seen
 
     train = _ml100k_train()
     counts = train["item_id"].value_counts()
-    seen = train.groupby("user_id")["item_id"].agg(set)
+    seen = train.groupby("user_id", observed=True)["item_id"].agg(set)
     pools = rank_candidates(train[["user_id", "item_id"]], tmp_path / "ml-100k", "user_id", "item_id", BaseModelPlan("Pop", 1), 10, 3)
     assert len(pools) == len(seen)
     popular = set(counts.index[:300])  # of 1,682 items
@@ -693,3 +693,27 @@ def test_histories_demographics_and_pools_read_as_the_dicts_they_replace():
     assert not Pools.from_lists({})
     Pools.from_lists({}).write_json(empty := io.StringIO())
     assert empty.getvalue() == "{}"
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_a_file_read_a_block_at_a_time_is_read_as_a_whole(tmp_path, monkeypatch, ending):
+    """Blocks of a few bytes (a row cut anywhere, a line longer than a block) give the frame and
+    line numbers of one block; a fault in a later block is named by its line in the file."""
+    rows = [f"u{k % 7}\ti{k % 11}\t{'x' * (k % 40)}\t{k}.5" for k in range(300)]
+    text = ending.join(["user_id:token\titem_id:token\tnote:token_seq\tstamp:float", *rows]) + ending
+    path = tmp_path / "blocks.inter"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    whole = reader.read_atomic(path).frame
+    assert whole.index.tolist() == list(range(2, 302))
+    monkeypatch.setattr(reader, "_exact", None)  # read by pandas' parser, block by block: the exact reader is not called
+    for size in (7, 64, 1000):
+        monkeypatch.setattr(reader, "BLOCK_BYTES", size)
+        pd.testing.assert_frame_equal(reader.read_atomic(path).frame, whole, check_exact=True)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 1000)
+    for fault, message in (("\0", "line 251 holds a NUL byte"), ("\r", "line 251 holds a carriage return that ends no line")):
+        path.write_bytes(text.replace(rows[249], rows[249] + fault + "x").encode("utf-8"))
+        with pytest.raises(DatasetError, match=message):
+            reader.read_atomic(path)
+    path.write_bytes(text.encode("utf-8").replace(rows[249].encode(), rows[249].encode() + b"\xff"))
+    with pytest.raises(DatasetError, match="line 251 is not UTF-8"):
+        reader.read_atomic(path)

@@ -36,7 +36,7 @@ class TrainingSplit(Dataset):
 
     def __init__(self, config, train: pd.DataFrame) -> None:
         fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])
-        self._ids: dict[str, np.ndarray] | None = {field: train.pop(field).to_numpy() for field in fields}
+        self._ids: dict[str, np.ndarray | pd.Categorical] | None = {field: _values(train.pop(field)) for field in fields}
         super().__init__(config)
 
     def _load_inter_feat(self, token, dataset_path) -> None:
@@ -61,6 +61,11 @@ class TrainingSplit(Dataset):
         self.field2id_token[field] = np.array(["[PAD]"] + list(tokens))
         self.field2token_id[field] = {token: k for k, token in enumerate(self.field2id_token[field])}
         feat[field] = ids
+
+
+def _values(column: pd.Series) -> np.ndarray | pd.Categorical:
+    """A column's values; a categorical's codes and ids as they are (``_remap`` reads its codes)."""
+    return column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
 
 
 def pair_codes(dataset: Dataset) -> np.ndarray:

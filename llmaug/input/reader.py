@@ -12,10 +12,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Optional
+from typing import Callable, Collection, Iterable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -58,15 +59,19 @@ def read_atomic(path: Path, keep: Keep = lambda types: (types, ())) -> AtomicFil
     file then holds its ids and times, not 30 M distinct timestamp strings; its other cells are
     copied from the file when written (``atomic.copy_rows``)."""
     stamp = _stamp(path)
-    data = _checked_bytes(path)
-    end = data.find(b"\n")
-    types = _header(path, data[: len(data) if end == -1 else end].removesuffix(b"\r").decode("utf-8"))  # no copy of the rest
+    blocks = _blocks(path)
+    head = next(blocks)  # the header and the first rows
+    if not head.data.strip() and not any(block.data.strip() for block in blocks):
+        raise _empty(path)
+    end = head.data.find(b"\n")
+    types = _header(path, head.data[: len(head.data) if end == -1 else end].removesuffix(b"\r").decode("utf-8"))  # no copy of the rest
     text, numbers = keep(types)
     wanted = _Kept(path, types, [n for n in types if n in text], [n for n in types if n in numbers])
-    chunks = _parsed(data, types, wanted)
+    chunks = _parsed(itertools.chain([head], blocks), types, wanted)
+    del head
+    blocks.close()  # where the parser gave up before the end: the exact reader reads the file again
     if chunks is None:
-        chunks = [wanted(_exact(path, data, types), {})]
-    del data  # before the chunks are joined: a large file's bytes and its rows need not be held at once
+        chunks = [wanted(_exact(path, _checked_bytes(path), types), {})]
     frame = _joined(chunks)
     if _stamp(path) != stamp:
         raise DatasetError(f"{path.name} changed while it was read; run again once nothing writes to it")
@@ -120,34 +125,41 @@ SHARED_VALUES = 0.5
 CHUNK_ROWS = 250_000  # each chunk's cells are all strings while they are checked
 
 
-def _parsed(data: bytes, types: dict[str, str], kept: _Kept) -> Optional[list[pd.DataFrame]]:
-    """The rows through pandas' C parser, kept a chunk at a time, or ``None`` where it cannot be trusted
-    to read them as llmaug reads them (a blank line, a row with too few or too many fields, a file
-    of one column): the exact reader then reads them, and names a bad line. Cells keep their text
-    exactly: no quoting, no NA values."""
+def _parsed(blocks: Iterable[_Block], types: dict[str, str], kept: _Kept) -> Optional[list[pd.DataFrame]]:
+    """The rows through pandas' C parser, a block of the file and a chunk of rows at a time, or
+    ``None`` where it cannot be trusted to read them as llmaug reads them (a blank line, a row with
+    too few or too many fields, a file of one column): the exact reader then reads them, and names a
+    bad line. Cells keep their text exactly: no quoting, no NA values."""
     names = list(types)
-    body = data.find(b"\n") + 1
-    if not body or body == len(data) or len(names) < 2:
-        return None
-    lines = data.count(b"\n", body) + (not data.endswith(b"\n"))
-    # Every row holds exactly len(names) - 1 tabs: a short row or a blank line makes the count fall
-    # short (the parser would pad them with empty cells); a long row is a ParserError.
-    if data.count(b"\t", body) != (len(names) - 1) * lines:
+    if len(names) < 2:
         return None
     canonical: dict[str, str] = {}
-    frames, first_line = [], 2
-    try:
-        for chunk in pd.read_csv(io.BytesIO(data), sep="\t", header=None, skiprows=1, names=names, dtype=str, quoting=csv.QUOTE_NONE,
-                                 na_filter=False, skip_blank_lines=False, engine="c", encoding="utf-8", index_col=False,
-                                 chunksize=CHUNK_ROWS):
-            chunk.index = pd.RangeIndex(first_line, first_line + len(chunk))  # each row's line in the file: no blank line got this far
-            first_line += len(chunk)
-            frames.append(kept(chunk, canonical))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
-        return None
-    if first_line - 2 != lines:
-        return None
-    return frames
+    frames: list[pd.DataFrame] = []
+    for block in blocks:
+        header = block.first_line == 1
+        body = block.data.find(b"\n") + 1 if header else 0
+        if header and not body:
+            return None  # the header alone, without its newline
+        lines = block.data.count(b"\n", body) + (not block.data.endswith(b"\n"))
+        if not lines:
+            continue  # the header alone: the rows are in the next block
+        # Every row holds exactly len(names) - 1 tabs: a short row or a blank line makes the count fall
+        # short (the parser would pad them with empty cells); a long row is a ParserError.
+        if block.data.count(b"\t", body) != (len(names) - 1) * lines:
+            return None
+        first_line = line = block.first_line + header
+        try:
+            for chunk in pd.read_csv(io.BytesIO(block.data), sep="\t", header=None, skiprows=int(header), names=names, dtype=str,
+                                     quoting=csv.QUOTE_NONE, na_filter=False, skip_blank_lines=False, engine="c", encoding="utf-8",
+                                     index_col=False, chunksize=CHUNK_ROWS):
+                chunk.index = pd.RangeIndex(line, line + len(chunk))  # each row's line in the file: no blank line got this far
+                line += len(chunk)
+                frames.append(kept(chunk, canonical))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+            return None
+        if line - first_line != lines:
+            return None
+    return frames or None  # no rows: the exact reader gives the header's empty frame
 
 
 def _shared(column: pd.Series, canonical: dict[str, str]) -> pd.Series:
@@ -173,29 +185,82 @@ def _exact(path: Path, data: bytes, types: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(types), index=pd.Index(numbers, dtype=int), dtype=str)
 
 
+# A file is read, checked and parsed this many bytes at a time (cut after a line's end), so that its
+# rows and all its bytes are never held together: the bytes of 30 M interactions are ~0.75 GB.
+BLOCK_BYTES = 1 << 26
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Whole lines of a file (the last may lack its newline), and the number of the first."""
+
+    first_line: int
+    data: bytes
+
+
+def _blocks(path: Path) -> Iterator[_Block]:
+    """The file as blocks of about ``BLOCK_BYTES``, each checked as ``_checked_bytes`` checks the
+    whole file, the first without its BOM."""
+    try:
+        file = open(path, "rb")
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+    with file:
+        line, rest = 1, b""
+        while True:
+            try:
+                piece = file.read(BLOCK_BYTES)
+            except OSError as exc:
+                raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+            data = rest + piece
+            end = data.rfind(b"\n") + 1 if piece else len(data)  # at the end of the file, its last line
+            if not end and piece:
+                rest = data  # a line longer than a block: read on
+                continue
+            data, rest = data[:end], data[end:]
+            data = _checked(path, data, line)
+            if line == 1:
+                data = data.removeprefix(BOM)
+            if line == 1 or data:
+                yield _Block(line, data)
+            if not piece:
+                return
+            line += data.count(b"\n")
+
+
 def _checked_bytes(path: Path) -> bytes:
-    """The file's bytes, BOM removed, once they are known to be NUL-free UTF-8 whose only carriage
-    returns end lines."""
+    """The whole file's bytes, BOM removed, once they are known to be NUL-free UTF-8 whose only
+    carriage returns end lines (the exact reader's input)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
-    line_of = lambda offset: data.count(b"\n", 0, offset) + 1  # noqa: E731
+    data = _checked(path, data, 1).removeprefix(BOM)
+    if not data.strip():
+        raise _empty(path)
+    return data
+
+
+def _empty(path: Path) -> DatasetError:
+    return DatasetError(f"{path.name} is empty: an atomic file starts with a header line of 'name:type' fields")
+
+
+def _checked(path: Path, data: bytes, first_line: int) -> bytes:
+    """``data`` (lines of ``path`` from ``first_line`` on), once it is NUL-free UTF-8 whose only
+    carriage returns end lines."""
+    line_of = lambda offset, text=data: first_line + text.count(b"\n", 0, offset)  # noqa: E731
     nul = data.find(b"\0")
     if nul != -1:
         raise DatasetError(f"{path.name} line {line_of(nul)} holds a NUL byte: is it a text file?")
     bad = _utf8_error(data)
     if bad is not None:
         raise DatasetError(f"{path.name} line {line_of(bad)} is not UTF-8 (byte 0x{data[bad]:02x}): save the file as UTF-8")
-    data = data.removeprefix(b"\xef\xbb\xbf")
     if b"\r" in data:
         unix = data.replace(b"\r\n", b"\n")
         stray = unix.find(b"\r")
         if stray != -1:
-            line = unix.count(b"\n", 0, stray) + 1
-            raise DatasetError(f"{path.name} line {line} holds a carriage return that ends no line; RecBole cannot read it")
-    if not data.strip():
-        raise DatasetError(f"{path.name} is empty: an atomic file starts with a header line of 'name:type' fields")
+            raise DatasetError(f"{path.name} line {line_of(stray, unix)} holds a carriage return that ends no line; RecBole cannot read it")
     return data
 
 

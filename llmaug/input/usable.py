@@ -98,5 +98,5 @@ def users_with_every_item(inter: pd.DataFrame, uid: str, iid: str, items: int) -
     counted, not everyone's (a grouping of 30 M string pairs takes gigabytes)."""
     rows = inter[uid].value_counts(sort=False)
     many = inter[inter[uid].isin(rows.index[rows >= items])]
-    seen = many.groupby(uid)[iid].nunique()
+    seen = many.groupby(uid, observed=True)[iid].nunique()  # the users there are: a categorical id lists every one
     return seen.index[seen == items]
