@@ -39,8 +39,9 @@ def factorize(values: np.ndarray | pd.Series | pd.Categorical) -> tuple[np.ndarr
 
 
 def as_categorical(values: np.ndarray) -> pd.Categorical:
-    """``values`` as int32 codes into their distinct values, in order of first appearance: 4 bytes
-    a row where an object column takes 8 for its pointer, and pickled as one array of numbers."""
+    """``values`` as codes into their distinct values, in order of first appearance: at most 4 bytes
+    a row (pandas takes the narrowest integer that indexes them all) where an object column takes 8
+    for its pointer, and pickled as one array of numbers."""
     codes, uniques = factorize(values)
     return pd.Categorical.from_codes(codes.astype(np.int32), dtype=pd.CategoricalDtype(uniques))
 

@@ -538,33 +538,42 @@ def test_cells_that_are_not_kept_are_still_checked(tmp_path):
 
 
 @pytest.mark.slow
-def test_once_split_the_sources_rows_are_let_go():
-    # A zero-row slice of a frame keeps the whole frame's arrays alive; split_off must not. The
-    # usable rows are the source's own frame where every row is usable (a mask's copy was ~1 GB at 10^6 users).
+def test_the_split_takes_the_usable_rows_a_column_at_a_time():
+    """The usable rows are the source's own frame where every row is usable (a mask's copy was
+    ~1 GB at 10^6 users), and the split takes their columns out of it: beside the rows it holds at
+    most ~1.5 times their size (2.1 when the parts were copied from the rows and pandas sized its
+    hash tables by them), and its parts, ids as int32 codes, take no more than the rows did."""
     import gc
     import tracemalloc
+
+    import recbole.data.dataset  # noqa: F401  (imported by the split for its part sizes: not counted below)
 
     from llmaug.config import load_settings
     from llmaug.dataset import load_source
     from llmaug.input.usable import usable_interactions
     from llmaug.split import split_interactions
 
+    source = load_source("ml-100k", load_settings())
+    assert usable_interactions(source).inter is source.inter.frame  # every ml-100k row is usable: no copy of them
+    rng = np.random.default_rng(0)
+    ids = np.array([f"u{k}" for k in range(30_000)], dtype=object)
     tracemalloc.start()  # it counts what is freed only of what it saw allocated
     try:
-        source = load_source("ml-100k", load_settings())
-        usable = usable_interactions(source)
-        split = split_interactions(usable.inter, "user_id", [0.8, 0.1, 0.1], seed=0)
-        assert usable.inter is source.inter.frame  # every ml-100k row is usable: no copy of them
-        rows = int(usable.inter.memory_usage(index=True).sum())
+        inter = pd.DataFrame({"u": ids.take(np.sort(rng.integers(0, 30_000, 1_000_000))), "i": ids.take(rng.integers(0, 5_000, 1_000_000)),
+                              "t": rng.random(1_000_000)}, index=pd.RangeIndex(2, 1_000_002), copy=False)  # as the reader leaves them
+        rows = int(inter.memory_usage(index=True).sum())
         gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
-        source, usable = source.split_off(), usable.split_off()
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        split = split_interactions(inter, "u", [0.8, 0.1, 0.1], seed=0)
         gc.collect()
-        freed = held - tracemalloc.get_traced_memory()[0]
+        held, peak = (value - before for value in tracemalloc.get_traced_memory())
     finally:
         tracemalloc.stop()
-    assert source.inter.frame.empty and usable.inter.empty and len(split.train) > 0
-    assert freed > 0.9 * rows, (freed, rows)
+    assert inter.columns.empty and sum(map(len, split.parts().values())) == 1_000_000
+    assert peak < 1.7 * rows, peak / rows
+    assert held < 0.1 * rows, held / rows  # the rows gone, the parts in their place
+    assert all(frame["u"].cat.codes.dtype.itemsize <= 4 and frame.index.dtype == np.int32 for frame in split.parts().values())
 
 
 @pytest.mark.slow
@@ -717,3 +726,32 @@ def test_a_file_read_a_block_at_a_time_is_read_as_a_whole(tmp_path, monkeypatch,
     path.write_bytes(text.encode("utf-8").replace(rows[249].encode(), rows[249].encode() + b"\xff"))
     with pytest.raises(DatasetError, match="line 251 is not UTF-8"):
         reader.read_atomic(path)
+
+
+def test_distinct_ids_and_codes_are_pandas_own_in_memory_that_grows_with_the_ids(monkeypatch):
+    """Same values and order as pd.unique and pd.factorize, for objects and for categoricals (a
+    part's ids); held beside the rows: a few bytes a row, where pandas' tables sized by the rows
+    take ~40."""
+    import tracemalloc
+
+    from llmaug import distinct
+
+    rng = np.random.default_rng(1)
+    ids = np.array([f"i{k}" for k in range(5_000)], dtype=object)
+    values = ids.take(rng.integers(0, 5_000, 1_000_000))
+    monkeypatch.setattr(distinct, "ROWS_AT_ONCE", 30_011)  # many slices, the last one short
+    every = distinct.as_categorical(values)
+    assert np.array_equal(np.asarray(every), values) and every.codes.dtype.itemsize <= 4
+    for given in (values, every, pd.Series(every.take(np.arange(0, len(values), 7)))):
+        objects = np.asarray(given)
+        assert np.array_equal(distinct.distinct(given), pd.unique(objects))
+        codes, uniques = distinct.factorize(given)
+        want_codes, want_uniques = pd.factorize(objects)
+        assert np.array_equal(codes, want_codes) and np.array_equal(uniques, want_uniques)
+    monkeypatch.setattr(distinct, "ROWS_AT_ONCE", 100_000)
+    for function, most in ((distinct.distinct, 8), (distinct.factorize, 20), (pd.factorize, None)):
+        tracemalloc.start()
+        function(values)
+        peak = tracemalloc.get_traced_memory()[1] / len(values)
+        tracemalloc.stop()
+        assert peak < most if most else peak > 30, (function, peak)  # pandas' own, to show the check can fail

@@ -83,8 +83,6 @@ def _joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
     (the rows are held about once, not twice), and each column a pandas block of its own: the
     split takes the columns out one by one, and a column's memory goes back only once its block's
     other columns are out too."""
-    if len(chunks) == 1:
-        return chunks[0]
     index = chunks[0].index.append([chunk.index for chunk in chunks[1:]])  # consecutive ranges stay a range
     columns = {name: pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True).to_numpy() for name in list(chunks[0].columns)}
     return pd.DataFrame(columns, index=index, copy=False)
