@@ -42,10 +42,10 @@ class Split:
     def set_aside(self, directory: Path) -> Iterator[None]:
         """The parts in an unlinked file in ``directory`` for the block's length, read back as they
         were when it ends: the base model's training and the tasks need the memory (30 M rows of
-        two ids, a time and a line number are ~1 GB at 10^6 users), and nothing reads the parts
-        meanwhile (they are ``None`` until then). One pickle, so an id several parts hold is
-        stored once, and the parts read back share it as they did. A block that raises leaves
-        them ``None``."""
+        two id codes, a time and a line number are ~0.6 GB at 10^6 users), and nothing reads the
+        parts meanwhile (they are ``None`` until then). One pickle, so the distinct ids the parts'
+        codes index are stored once, and read back shared as they were. A block that raises
+        leaves them ``None``."""
         with tempfile.TemporaryFile(dir=directory) as spill:
             pickle.dump((self.train, self.valid, self.test), spill, protocol=pickle.HIGHEST_PROTOCOL)
             self.train = self.valid = self.test = None
@@ -58,8 +58,8 @@ class Split:
         return pd.Index(distinct(np.concatenate([distinct(frame[uid_field]) for frame in self.parts().values()])))
 
     def let_go(self, *columns: str) -> None:
-        """Drop ``columns`` from every part once nothing reads them (30 M ids or times are 0.24 GB
-        each); the rows' line numbers stay, which is all the parts' own files are copied by."""
+        """Drop ``columns`` from every part once nothing reads them (30 M id codes are 0.12 GB, times
+        0.24 GB); the rows' line numbers stay, which is all the parts' own files are copied by."""
         for frame in self.parts().values():
             for column in columns:
                 if column in frame.columns:
