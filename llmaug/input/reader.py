@@ -110,7 +110,7 @@ class _Kept:
             _check_cells(self.path, name, kind, rows[name])
         kept = {name: _shared(rows[name], canonical) for name in self.text}
         kept.update({name: _number(rows[name]) for name in self.numbers})
-        return pd.DataFrame(kept, index=rows.index)
+        return pd.DataFrame(kept, index=rows.index, copy=False)  # a block per column: ``_joined`` lets each go once joined
 
 
 def _number(column: pd.Series) -> pd.Series:
