@@ -10,6 +10,7 @@ does; the dataset is generated into ``--scratch`` once and reused.
 from __future__ import annotations
 
 import argparse
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -51,10 +52,25 @@ def main() -> None:
         aside.__exit__(None, None, None)
     rows = sum(len(frame) for frame in split.parts().values())
     gb = 2**30
-    print(f"{rows:,} rows in the parts; resident before {before / gb:.2f} GB")
+    print(f"{rows:,} rows in the parts; resident before {before / gb:.2f} GB; "
+          f"{_pickled_bytes(split.parts()) / rows:.1f} bytes a row on disk")
     print(f"write {timer.wall['write']:.1f} s, peak {timer.peak_rss_mb['write'] / 1024:.2f} GB "
           f"(+{timer.peak_rss_mb['write'] / 1024 - before / gb:.2f} GB); while set aside {while_aside / gb:.2f} GB")
     print(f"read back {timer.wall['read back']:.1f} s, peak {timer.peak_rss_mb['read back'] / 1024:.2f} GB; after {rss_bytes() / gb:.2f} GB")
+
+
+def _pickled_bytes(parts: dict) -> int:
+    """The size of the parts as ``set_aside`` writes them, counted as they are written."""
+
+    class Counter:
+        size = 0
+
+        def write(self, data) -> None:
+            self.size += len(data)
+
+    counter = Counter()
+    pickle.dump(tuple(parts.values()), counter, protocol=pickle.HIGHEST_PROTOCOL)
+    return counter.size
 
 
 if __name__ == "__main__":

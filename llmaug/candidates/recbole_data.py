@@ -12,7 +12,8 @@ negatives as RecBole's own loading would give it.
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterable, Sequence
+from collections.abc import Mapping
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,29 @@ class TrainingSplit(Dataset):
         ids, tokens = factorize(feat[field].values)
         ids += 1
         self.field2id_token[field] = np.array(["[PAD]"] + list(tokens))
-        self.field2token_id[field] = {token: k for k, token in enumerate(self.field2id_token[field])}
+        self.field2token_id[field] = _TokenIds(self.field2id_token[field])
         feat[field] = ids
+
+
+class _TokenIds(Mapping):
+    """``field2token_id[field]``, token -> id, looked up in a hash index over the id's tokens that
+    is built when first asked. RecBole builds a dict of numpy strings, ~130 MB at 10^6 users held
+    beside the model while it trains; nothing llmaug runs asks a token's id."""
+
+    def __init__(self, tokens: np.ndarray) -> None:
+        self._tokens = tokens
+        self._index: pd.Index | None = None
+
+    def __getitem__(self, token: str) -> int:
+        if self._index is None:
+            self._index = pd.Index(self._tokens, dtype=object)
+        return int(self._index.get_loc(token))  # KeyError for a token not there, as a dict's
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tokens)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
 
 def _values(column: pd.Series) -> np.ndarray | pd.Categorical:
