@@ -66,7 +66,7 @@ def _pickled_bytes(parts: dict) -> int:
         size = 0
 
         def write(self, data) -> None:
-            self.size += len(data)
+            self.size += memoryview(data).nbytes  # protocol 5 hands large arrays over as buffers
 
     counter = Counter()
     pickle.dump(tuple(parts.values()), counter, protocol=pickle.HIGHEST_PROTOCOL)

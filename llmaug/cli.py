@@ -141,7 +141,7 @@ def augment(dataset: str, out: Path, config_file: Optional[Path], quiet: bool, d
     Large datasets: the base model is LightGCN up to 250k training interactions and BPR above, trained
     sparse with row-wise Adagrad in batches of at most 65,536 (candidate_model: auto). While it trains
     and ranks, and from the item text embedding to the write, the split waits on disk in OUT/.llmaug
-    (~26 bytes an interaction; an unlinked file, gone once it is read back).
+    (~20 bytes an interaction; an unlinked file, gone once it is read back).
     Without a terminal (a log, CI, nohup) every stage writes a status line every 30 s
     (LLMAUG_PROGRESS_SECONDS) with rate and ETA; manifest.json has time and memory per stage.
 
