@@ -542,7 +542,7 @@ def test_the_split_takes_the_usable_rows_a_column_at_a_time():
     """The usable rows are the source's own frame where every row is usable (a mask's copy was
     ~1 GB at 10^6 users), and the split takes their columns out of it: beside the rows it holds at
     most ~1.5 times their size (2.1 when the parts were copied from the rows and pandas sized its
-    hash tables by them), and its parts, ids as int32 codes, take no more than the rows did."""
+    hash tables by them), and its parts, ids as codes of at most 4 bytes, take no more than the rows did."""
     import gc
     import tracemalloc
 
