@@ -41,7 +41,7 @@ class Pools(KeyedRows, Mapping[str, list[str]]):
         slice of users at a time: as one string it was ~350 MB at 10^6 users, held beside the split."""
         out.write("{")
         for start in range(0, len(self._ranked), rows_at_once):
-            users = self._tokens[start : start + rows_at_once]  # in row order: no lookup by token
+            users = self._keys()[start : start + rows_at_once]  # in row order: no lookup by token
             pools = (self._items[row].tolist() for row in self._ranked[start : start + rows_at_once])
             out.write((", " if start else "") + ", ".join(
                 f"{json.dumps(user, ensure_ascii=False)}: {json.dumps(pool, ensure_ascii=False)}" for user, pool in zip(users, pools)))

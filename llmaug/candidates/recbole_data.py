@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from recbole.sampler import Sampler
 from recbole.utils import FeatureSource, FeatureType
 
 from ..distinct import factorize
+from ..keyed_rows import KeyedRows
 
 
 class TrainingSplit(Dataset):
@@ -65,25 +66,13 @@ class TrainingSplit(Dataset):
         feat[field] = ids
 
 
-class _TokenIds(Mapping):
-    """``field2token_id[field]``, token -> id, looked up in a hash index over the id's tokens that
-    is built when first asked. RecBole builds a dict of numpy strings, ~130 MB at 10^6 users held
-    beside the model while it trains; nothing llmaug runs asks a token's id."""
-
-    def __init__(self, tokens: np.ndarray) -> None:
-        self._tokens = tokens
-        self._index: pd.Index | None = None
+class _TokenIds(KeyedRows, Mapping):
+    """``field2token_id[field]``, token -> id, over the id's tokens (``KeyedRows``: the index is made
+    when first asked). RecBole builds a dict of numpy strings, ~130 MB at 10^6 users held beside
+    the model while it trains; nothing llmaug runs asks a token's id."""
 
     def __getitem__(self, token: str) -> int:
-        if self._index is None:
-            self._index = pd.Index(self._tokens, dtype=object)
-        return int(self._index.get_loc(token))  # KeyError for a token not there, as a dict's
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tokens)
-
-    def __len__(self) -> int:
-        return len(self._tokens)
+        return int(self._row(token))
 
 
 def _values(column: pd.Series) -> np.ndarray | pd.Categorical:
