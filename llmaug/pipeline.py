@@ -124,6 +124,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                     written = write_features(run.staging, run.out, source, user_ids, augmented, settings.item_attributes,
                                              settings.user_profile, sequences=settings.split_order == "time",
                                              label_threshold=settings.label_threshold)
+                    release_freed_memory()  # before the parts are read back
             with timer("write_interactions"), reporter.step("Writing interactions"):
                 written = write_interactions(run.staging, source, split, sequences=settings.split_order == "time") + written
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}

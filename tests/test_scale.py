@@ -108,6 +108,38 @@ def test_a_streamed_vector_file_is_byte_identical_to_the_frame_writer(tmp_path):
     assert (tmp_path / "streamed").read_bytes() == (tmp_path / "framed").read_bytes()
 
 
+def test_the_user_file_joins_each_users_profile_a_slice_of_users_at_a_time(tmp_path):
+    """The profile rows come in the answers' order, not the users': the .user file is the join of
+    the two as one frame gave it, while memory holds a slice of users, not every profile."""
+    import csv
+    import tracemalloc
+
+    from llmaug.user_file import write_user_file
+
+    rng = np.random.default_rng(0)
+    fields = ("age", "liked_genre", "summary")
+    users = pd.DataFrame({"uid": [f"u{k}" for k in range(200_000)], "gender": rng.choice(["M", "F"], 200_000)})
+    answered = rng.permutation(200_000)[:150_000]  # a quarter of the users got no profile
+    profiles = pd.DataFrame({"user": [f"u{k}" for k in answered], "age": [str(k % 70) for k in answered],
+                             "liked_genre": "Drama, Comedy", "summary": [f"likes \"film\" {k}\tand\nmore" for k in answered]})
+    profiles.loc[len(profiles)] = ["someone else", "1", "", "x"]  # a user the file does not list is not joined
+    path = tmp_path / "profile-rows.tsv"
+    profiles.to_csv(path, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    types = {"uid": "token", "gender": "token", **{f"profile_{f}": "token" for f in fields}}
+
+    tracemalloc.start()
+    try:
+        write_user_file(tmp_path / "sliced.user", users, "uid", types, path, fields, rows_at_once=4096)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    joined = profiles.set_index("user").reindex(users["uid"]).fillna("").reset_index(drop=True).add_prefix("profile_")
+    write_atomic_file(tmp_path / "joined.user", pd.concat([users, joined], axis=1), types)
+    assert (tmp_path / "sliced.user").read_bytes() == (tmp_path / "joined.user").read_bytes()
+    held = sum(sys.getsizeof(cell) + 8 for column in joined.columns for cell in joined[column])  # every profile at once
+    assert peak < 0.3 * held, peak / held  # a slice, and the users' hash index (~30 B a user)
+
+
 def test_the_timer_attributes_peak_memory_to_the_stage_that_reached_it():
     timer = Timer(sample_seconds=0.01)
     with timer("small"):
