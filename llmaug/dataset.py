@@ -67,7 +67,7 @@ def load_source(name_or_dir: str, settings: Settings) -> SourceDataset:
         raise DatasetError(f"{directory} has no {inter_path.name} (RecBole names files after their directory)")
     if not item_path.is_file():
         raise DatasetError(f"{directory} has no {item_path.name}: prompts need item text")
-    inter = read_atomic(inter_path, lambda types: (_ids(types, inter_path), [f for f in [time_field(types)] if f]))
+    inter = read_atomic(inter_path, lambda types: (_ids(types, inter_path), [f for f in [time_field(types)] if f]), coded=True)
     uid_field, iid_field = _ids(inter.types, inter_path)
     if inter.frame.empty:
         raise DatasetError(f"{inter_path.name} has a header but no interactions")

@@ -132,9 +132,11 @@ def _taken(inter: pd.DataFrame, positions: list[np.ndarray]) -> list[pd.DataFram
     indexes = [pd.Index(np.asarray(lines[at], dtype=dtype)) for at in positions]
     columns: list[dict[str, np.ndarray | pd.Categorical]] = [{} for _ in positions]
     for name in list(inter.columns):
-        values = inter.pop(name).to_numpy()
+        column = inter.pop(name)
+        values = column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()  # the reader's ids are codes already
         if values.dtype == object:
             values = as_categorical(values)
+        del column
         for part, at in zip(columns, positions):
             part[name] = values.take(at)
         del values

@@ -750,6 +750,9 @@ def test_a_file_read_a_block_at_a_time_is_read_as_a_whole(tmp_path, monkeypatch,
     for size in (7, 64, 1000):
         monkeypatch.setattr(reader, "BLOCK_BYTES", size)
         pd.testing.assert_frame_equal(reader.read_atomic(path).frame, whole, check_exact=True)
+        coded = reader.read_atomic(path, coded=True).frame  # the ids as codes, numbered across blocks as they first come
+        assert coded["user_id"].cat.categories.tolist() == [f"u{k}" for k in range(7)] and coded["user_id"].cat.codes.dtype.itemsize <= 4
+        pd.testing.assert_frame_equal(coded.astype(object), whole.astype(object), check_exact=True)
     monkeypatch.setattr(reader, "BLOCK_BYTES", 1000)
     for fault, message in (("\0", "line 251 holds a NUL byte"), ("\r", "line 251 holds a carriage return that ends no line")):
         path.write_bytes(text.replace(rows[249], rows[249] + fault + "x").encode("utf-8"))

@@ -53,11 +53,13 @@ class AtomicFile:
 Keep = Callable[[dict[str, str]], tuple[Collection[str], Collection[str]]]
 
 
-def read_atomic(path: Path, keep: Keep = lambda types: (types, ())) -> AtomicFile:
+def read_atomic(path: Path, keep: Keep = lambda types: (types, ()), coded: bool = False) -> AtomicFile:
     """Every cell is checked; the frame keeps the text of the columns ``keep`` names first (all by
     default) and those it names second as float64 (a missing value is NaN). A large interaction
     file then holds its ids and times, not 30 M distinct timestamp strings; its other cells are
-    copied from the file when written (``atomic.copy_rows``)."""
+    copied from the file when written (``atomic.copy_rows``). ``coded`` keeps the text columns
+    (ids) as categoricals, codes into their distinct values in order of first appearance: 4 bytes
+    a row where a pointer to a shared string is 8 (0.24 GB for a million users' 30 M interactions)."""
     stamp = _stamp(path)
     blocks = _blocks(path)
     head = next(blocks)  # the header and the first rows
@@ -66,25 +68,31 @@ def read_atomic(path: Path, keep: Keep = lambda types: (types, ())) -> AtomicFil
     end = head.data.find(b"\n")
     types = _header(path, head.data[: len(head.data) if end == -1 else end].removesuffix(b"\r").decode("utf-8"))  # no copy of the rest
     text, numbers = keep(types)
-    wanted = _Kept(path, types, [n for n in types if n in text], [n for n in types if n in numbers])
-    chunks = _parsed(itertools.chain([head], blocks), types, wanted)
+    wanted = _Kept(path, types, [n for n in types if n in text], [n for n in types if n in numbers], coded)
+    seen = _Seen()
+    chunks = _parsed(itertools.chain([head], blocks), types, wanted, seen)
     del head
     blocks.close()  # where the parser gave up before the end: the exact reader reads the file again
     if chunks is None:
-        chunks = [wanted(_exact(path, _checked_bytes(path), types), {})]
-    frame = _joined(chunks)
+        seen = _Seen()
+        chunks = [wanted(_exact(path, _checked_bytes(path), types), seen)]
+    frame = _joined(chunks, seen.categories())
     if _stamp(path) != stamp:
         raise DatasetError(f"{path.name} changed while it was read; run again once nothing writes to it")
     return AtomicFile(frame, types, Path(path), stamp)
 
 
-def _joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+def _joined(chunks: list[pd.DataFrame], categories: dict[str, np.ndarray]) -> pd.DataFrame:
     """The chunks as one frame, each column a pandas block of its own: the split takes the columns
     out one by one, and a column's memory goes back only once its block's other columns are out
     too. (Chunks whose columns were blocks of their own, let go as each column was joined, made
-    the 1M split's peak 0.26 GB higher, not lower: measured, and left as it is.)"""
+    the 1M split's peak 0.26 GB higher, not lower: measured, and left as it is.) A coded column's
+    chunks hold codes into ``categories``, which every chunk added to."""
     index = chunks[0].index.append([chunk.index for chunk in chunks[1:]])  # consecutive ranges stay a range
-    columns = {name: pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True).to_numpy() for name in list(chunks[0].columns)}
+    columns: dict[str, np.ndarray | pd.Categorical] = {}
+    for name in list(chunks[0].columns):
+        values = pd.concat([chunk.pop(name) for chunk in chunks], ignore_index=True).to_numpy()
+        columns[name] = pd.Categorical.from_codes(values, dtype=pd.CategoricalDtype(categories[name])) if name in categories else values
     return pd.DataFrame(columns, index=index, copy=False)
 
 
@@ -104,26 +112,56 @@ class _Kept:
     types: dict[str, str]
     text: list[str]
     numbers: list[str]
+    coded: bool = False
 
-    def __call__(self, rows: pd.DataFrame, canonical: dict[str, str]) -> pd.DataFrame:
+    def __call__(self, rows: pd.DataFrame, seen: "_Seen") -> pd.DataFrame:
         for name, kind in self.types.items():
             _check_cells(self.path, name, kind, rows[name])
-        kept = {name: _shared(rows[name], canonical) for name in self.text}
+        if self.coded:
+            kept = {name: seen.coded(name, rows[name]) for name in self.text}
+        else:
+            kept = {name: seen.shared(rows[name]) for name in self.text}
         kept.update({name: _number(rows[name]) for name in self.numbers})
         return pd.DataFrame(kept, index=rows.index)
+
+
+class _Seen:
+    """What the chunks read so far hold: one str object per repeated text (shared by every
+    column), and each coded column's distinct values, numbered as they came."""
+
+    def __init__(self) -> None:
+        self._strings: dict[str, str] = {}
+        self._codes: dict[str, dict[str, int]] = {}
+
+    def shared(self, column: pd.Series) -> pd.Series:
+        """``column``, its repeated values one str object each, where that saves memory: a column
+        with fewer distinct values than ``SHARED_VALUES`` of its rows (a million users' 30 M ids
+        then take 8 bytes a row instead of ~60)."""
+        codes, uniques = pd.factorize(column)
+        if len(uniques) > SHARED_VALUES * len(column):
+            return column
+        values = np.array([self._strings.setdefault(u, u) for u in uniques], dtype=object)
+        return pd.Series(values.take(codes), index=column.index, dtype=object)
+
+    def coded(self, name: str, column: pd.Series) -> np.ndarray:
+        """``column``'s codes into the distinct values of ``name`` read so far."""
+        codes, uniques = pd.factorize(column)
+        numbers = self._codes.setdefault(name, {})
+        return np.array([numbers.setdefault(u, len(numbers)) for u in uniques], dtype=np.int32).take(codes)
+
+    def categories(self) -> dict[str, np.ndarray]:
+        return {name: np.array(list(numbers), dtype=object) for name, numbers in self._codes.items()}
 
 
 def _number(column: pd.Series) -> pd.Series:
     return pd.to_numeric(column.where(~column.isin(MISSING)), errors="coerce").astype("float64")
 
 
-# A column with fewer distinct values than this share of its rows is kept as one str object per
-# distinct value: a million users' 30 M ids then take 8 bytes a row instead of ~60.
 SHARED_VALUES = 0.5
 CHUNK_ROWS = 250_000  # each chunk's cells are all strings while they are checked
 
 
-def _parsed(blocks: Iterable[_Block], types: dict[str, str], kept: _Kept) -> Optional[list[pd.DataFrame]]:
+def _parsed(blocks: Iterable[_Block], types: dict[str, str], kept: _Kept, seen: _Seen) -> Optional[list[pd.DataFrame]]:
     """The rows through pandas' C parser, a block of the file and a chunk of rows at a time, or
     ``None`` where it cannot be trusted to read them as llmaug reads them (a blank line, a row with
     too few or too many fields, a file of one column): the exact reader then reads them, and names a
@@ -131,7 +169,6 @@ def _parsed(blocks: Iterable[_Block], types: dict[str, str], kept: _Kept) -> Opt
     names = list(types)
     if len(names) < 2:
         return None
-    canonical: dict[str, str] = {}
     frames: list[pd.DataFrame] = []
     for block in blocks:
         header = block.first_line == 1
@@ -152,20 +189,12 @@ def _parsed(blocks: Iterable[_Block], types: dict[str, str], kept: _Kept) -> Opt
                                      index_col=False, chunksize=CHUNK_ROWS):
                 chunk.index = pd.RangeIndex(line, line + len(chunk))  # each row's line in the file: no blank line got this far
                 line += len(chunk)
-                frames.append(kept(chunk, canonical))
+                frames.append(kept(chunk, seen))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
             return None
         if line - first_line != lines:
             return None
     return frames or None  # no rows: the exact reader gives the header's empty frame
-
-
-def _shared(column: pd.Series, canonical: dict[str, str]) -> pd.Series:
-    codes, uniques = pd.factorize(column)
-    if len(uniques) > SHARED_VALUES * len(column):
-        return column
-    values = np.array([canonical.setdefault(u, u) for u in uniques], dtype=object)
-    return pd.Series(values.take(codes), index=column.index, dtype=object)
 
 
 def _exact(path: Path, data: bytes, types: dict[str, str]) -> pd.DataFrame:
