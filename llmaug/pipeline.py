@@ -23,7 +23,7 @@ from .dataset import SourceDataset, load_source
 from .driver import estimate, run_task
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
-from .monitor import Timer, release_freed_memory, survivors_set_aside
+from .monitor import Timer, large_blocks_returned, release_freed_memory, survivors_set_aside
 from .journal import AnswerIndex, Journal, index_answers
 from .progress import Reporter, quiet_reporter
 from .prompt_data import build_prompt_data
@@ -53,12 +53,14 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
     # Everything a user can get wrong is checked before anything is written; the provider first, as
     # it needs the settings alone (a cluster or model that is not there is said before the dataset is read).
     provider_factory = get_provider(settings)
-    with timer("read"), reporter.step("Reading dataset"):
+    # Stages that hold much and compute little hand large blocks back as they free them; the
+    # encoder and the base model's batches run without (``large_blocks_returned``).
+    with timer("read"), reporter.step("Reading dataset"), large_blocks_returned():
         source = load_source(dataset, settings)
         release_freed_memory()  # the file's bytes and its cells as text, before the split's large arrays
     run = RunDir(out)
     run.check(source.directory)
-    with timer("split"), reporter.step("Splitting"):
+    with timer("split"), reporter.step("Splitting"), large_blocks_returned():
         usable = usable_interactions(source)
         source = source.split_off()  # before the split copies the usable rows into its parts: the file's rows are not read again
         split = split_interactions(usable.inter, source.uid_field, settings.split, settings.seed, settings.train_fraction,
@@ -78,7 +80,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                 release_freed_memory()  # RecBole's dataset and model
         # The prompt data after the base model, which needs the training split alone, so that it
         # does not sit beside RecBole's dataset and model.
-        with timer("prompt_data"):
+        with timer("prompt_data"), large_blocks_returned():
             data = build_prompt_data(source, split.train, settings, pools)
             del pools
             user_ids = split.users(source.uid_field)  # for the .user file
@@ -120,12 +122,12 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                                 outputs.embed_items()
                             with timer("attribute_embedding"):
                                 _embed_each_attribute(augmented, settings.item_attributes, encoder, reporter)
-                with timer("write"), reporter.step("Writing dataset"):
+                with timer("write"), reporter.step("Writing dataset"), large_blocks_returned():
                     written = write_features(run.staging, run.out, source, user_ids, augmented, settings.item_attributes,
                                              settings.user_profile, sequences=settings.split_order == "time",
                                              label_threshold=settings.label_threshold)
                     release_freed_memory()  # before the parts are read back
-            with timer("write_interactions"), reporter.step("Writing interactions"):
+            with timer("write_interactions"), reporter.step("Writing interactions"), large_blocks_returned():
                 written = write_interactions(run.staging, source, split, sequences=settings.split_order == "time") + written
         inputs = {**usable.manifest(), "users_without_candidate_pool": without_pool}
         manifest = _manifest(source, settings, provider, encoder, split, inputs, plan, counts, timer, written, index.unusable)

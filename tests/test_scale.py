@@ -140,6 +140,36 @@ def test_the_user_file_joins_each_users_profile_a_slice_of_users_at_a_time(tmp_p
     assert peak < 0.3 * held, peak / held  # a slice, and the users' hash index (~30 B a user)
 
 
+LARGE_BLOCKS_FREED = """
+import sys
+import numpy as np
+import contextlib
+from llmaug.monitor import large_blocks_returned
+from llmaug.monitor.timer import rss_bytes
+big = np.ones(20 << 20, dtype=np.uint8)
+del big  # freed: glibc's own threshold rises to 20 MB
+start = rss_bytes()
+with large_blocks_returned() if sys.argv[1] == "returned" else contextlib.nullcontext():
+    blocks, kept = [], []
+    for _ in range(40):
+        blocks.append(np.ones(8 << 20, dtype=np.uint8))
+        kept.append(np.ones(4096, dtype=np.uint8))  # a small block after each, as a run's live objects: the heap cannot shrink from its top
+    del blocks
+print((rss_bytes() - start) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator: elsewhere large_blocks_returned does nothing")
+def test_large_blocks_go_back_to_the_system_when_freed():
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    held = {mode: float(subprocess.run([sys.executable, "-c", LARGE_BLOCKS_FREED, mode], capture_output=True, text=True, check=True,
+                                       env=env).stdout) for mode in ("kept", "returned")}
+    assert held["kept"] > 200 and held["returned"] < 20, held  # of the 320 MB freed
+
+
 def test_the_timer_attributes_peak_memory_to_the_stage_that_reached_it():
     timer = Timer(sample_seconds=0.01)
     with timer("small"):

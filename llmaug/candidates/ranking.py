@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
+from ..monitor import large_blocks_returned
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import ADAM, ROW_ADAGRAD, SPARSE_ADAM, BaseModelPlan
 from .pools import Pools
@@ -72,10 +73,11 @@ def rank_candidates(
         if config["MODEL_TYPE"] not in (ModelType.GENERAL, ModelType.TRADITIONAL):  # Pop, ItemKNN, EASE: general, fitted without a loss
             raise ConfigError(f"candidate_model '{plan.model}' is not a general recommender; candidates need one that ranks "
                               "every item for a user (e.g. LightGCN, BPR, Pop)")
-        init_seed(seed, True)
-        train_data, sampler = _train_loader(config, TrainingSplit(config, train))
-        init_seed(seed, True)
-        model = model_class(config, train_data.dataset).to(config["device"])
+        with large_blocks_returned():  # RecBole's dataset and its copies; the batches then run without
+            init_seed(seed, True)
+            train_data, sampler = _train_loader(config, TrainingSplit(config, train))
+            init_seed(seed, True)
+            model = model_class(config, train_data.dataset).to(config["device"])
         loading.advance()
         trainable = any(p.requires_grad for p in model.parameters())  # Pop, ItemKNN: fitted while built
         if trainable:

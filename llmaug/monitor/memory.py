@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
 from typing import Iterator
 
 _runs_setting_aside = 0
@@ -45,14 +46,40 @@ def release_freed_memory() -> None:
     trim_heap()
 
 
-def _malloc_trim():
+def _glibc(name: str):
     try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
+        return getattr(ctypes.CDLL("libc.so.6"), name)
     except (OSError, AttributeError):  # not glibc: musl, macOS, Windows
         return None
 
 
-_MALLOC_TRIM = _malloc_trim()
+_MALLOC_TRIM = _glibc("malloc_trim")
+_MALLOPT = _glibc("mallopt")
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+LARGE_BLOCK = 1 << 20
+GLIBC_LARGEST_THRESHOLD = 32 << 20  # the most glibc raises the threshold to on its own (64-bit)
+
+
+@contextlib.contextmanager
+def large_blocks_returned() -> Iterator[None]:
+    """Within it, blocks of ``LARGE_BLOCK`` or more are mapped apart and go back to the system
+    when freed (glibc's ``M_MMAP_THRESHOLD``; elsewhere, or where the user set
+    ``MALLOC_MMAP_THRESHOLD_``, nothing changes).
+
+    glibc raises that threshold to the largest block freed so far, up to 32 MB: the split's work
+    arrays and RecBole's dataset are then carved from the heap and, freed, stay in it between the
+    objects that live on (at 10^6 users the base model trained with ~0.3 GB more resident). Each
+    mapped block costs fresh pages, though: the encoder ran at 0.6x its speed and the base model's
+    training at 0.65x. So stages that hold much and compute little run within it, and after it the
+    threshold is glibc's largest, as a long run reaches on its own."""
+    if _MALLOPT is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        yield
+        return
+    _MALLOPT(M_MMAP_THRESHOLD, LARGE_BLOCK)
+    try:
+        yield
+    finally:
+        _MALLOPT(M_MMAP_THRESHOLD, GLIBC_LARGEST_THRESHOLD)
 
 
 def trim_heap() -> None:
