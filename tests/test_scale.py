@@ -352,6 +352,28 @@ def test_a_streamed_text_is_encoded_once_per_run_and_its_vector_kept_on_disk(tmp
     assert not list(tmp_path.iterdir())  # the spill file is unlinked: it goes with the process however it ends
 
 
+def test_spilled_vectors_are_found_by_digest_in_memory_of_a_few_bytes_a_text(tmp_path):
+    import tracemalloc
+
+    from llmaug.embedding import SpilledVectors
+
+    texts = [f"a profile {k}" for k in range(100_000)]
+    spill = SpilledVectors(tmp_path)
+    tracemalloc.start()
+    try:
+        for start in range(0, len(texts), 30_000):  # chunk by chunk, as a run stores them
+            chunk = texts[start : start + 30_000]
+            spill.add(chunk, np.arange(start, start + len(chunk), dtype=np.float32)[:, None].repeat(2, axis=1))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 40 * len(texts), held / len(texts)  # a dict of digests: ~120 bytes a text
+    asked = [texts[99_999], "never stored", texts[0], texts[31_234]]
+    assert spill.rows(asked).tolist() == [99_999, -1, 0, 31_234]
+    assert spill.read(np.array([31_234, 7])).tolist() == [[31_234, 31_234], [7, 7]]
+    spill.close()
+
+
 def _ml100k_train() -> pd.DataFrame:
     from llmaug.config import load_settings
     from llmaug.dataset import load_source
