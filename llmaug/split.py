@@ -123,9 +123,9 @@ def _taken(inter: pd.DataFrame, positions: list[np.ndarray]) -> list[pd.DataFram
     """The rows at each part's ``positions``, indexed by their line in the file (int32 where lines
     fit), a column at a time, each taken out of ``inter`` once copied: pandas gives a column's
     memory back once every column of its block is out, so the parts and all usable rows (0.6 and
-    0.7 GB at 10^6 users) are never held whole at once. Text columns (the ids) become
-    categoricals whose codes (at most 4 bytes) index one array of distinct ids, shared by the
-    parts. Each part's columns are blocks of their own (no copy to consolidate them), so
+    0.7 GB at 10^6 users) are never held whole at once. The ids are categoricals (the reader's,
+    or made here from text) whose codes (at most 4 bytes) index one array of distinct ids, shared
+    by the parts. Each part's columns are blocks of their own (no copy to consolidate them), so
     ``Split.let_go`` frees a column at once."""
     lines = inter.index
     dtype = np.int32 if len(lines) == 0 or lines.max() < 2**31 else np.int64
@@ -133,10 +133,10 @@ def _taken(inter: pd.DataFrame, positions: list[np.ndarray]) -> list[pd.DataFram
     columns: list[dict[str, np.ndarray | pd.Categorical]] = [{} for _ in positions]
     for name in list(inter.columns):
         column = inter.pop(name)
-        values = column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()  # the reader's ids are codes already
+        values = column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()  # a categorical's codes as they are
+        del column
         if values.dtype == object:
             values = as_categorical(values)
-        del column
         for part, at in zip(columns, positions):
             part[name] = values.take(at)
         del values

@@ -117,10 +117,7 @@ class _Kept:
     def __call__(self, rows: pd.DataFrame, seen: "_Seen") -> pd.DataFrame:
         for name, kind in self.types.items():
             _check_cells(self.path, name, kind, rows[name])
-        if self.coded:
-            kept = {name: seen.coded(name, rows[name]) for name in self.text}
-        else:
-            kept = {name: seen.shared(rows[name]) for name in self.text}
+        kept = {name: seen.coded(name, rows[name]) if self.coded else seen.shared(rows[name]) for name in self.text}
         kept.update({name: _number(rows[name]) for name in self.numbers})
         return pd.DataFrame(kept, index=rows.index)
 
