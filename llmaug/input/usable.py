@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..dataset import SourceDataset
+from ..dataset import SourceDataset, rows_let_go
 from ..distinct import distinct
 from ..errors import ConfigError, DatasetError
 
@@ -40,7 +40,7 @@ class Usable:
 
     def split_off(self) -> "Usable":
         """The counts without the rows, once the split holds them (see ``SourceDataset.split_off``)."""
-        return dataclasses.replace(self, inter=self.inter.iloc[:0].copy())  # a slice would keep the rows
+        return dataclasses.replace(self, inter=rows_let_go(self.inter))
 
     def manifest(self) -> dict[str, object]:
         return {"skipped_rows": self.skipped_rows, "users_with_every_item": self.users_with_every_item,
