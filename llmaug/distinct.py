@@ -46,6 +46,12 @@ def as_categorical(values: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.astype(np.int32), dtype=pd.CategoricalDtype(uniques))
 
 
+def column_values(column: pd.Series) -> np.ndarray | pd.Categorical:
+    """A column's values: a categorical as it is (codes and ids, never its values as text), any
+    other column as its array."""
+    return column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+
+
 def _categorical(values: np.ndarray | pd.Series | pd.Categorical) -> pd.Categorical | None:
     array = values.array if isinstance(values, pd.Series) else values
     return array if isinstance(array, pd.Categorical) else None

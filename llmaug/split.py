@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from .distinct import as_categorical, distinct, factorize
+from .distinct import as_categorical, column_values, distinct, factorize
 
 PARTS = ("train", "valid", "test")
 RATIO, LEAVE_ONE_OUT = "ratio", "leave_one_out"
@@ -98,7 +98,7 @@ def split_interactions(
         order = np.argsort(pd.to_numeric(inter[time_field], errors="coerce").to_numpy(dtype=np.float64), kind="stable").astype(np.int32)
     order = order[np.argsort(users[order], kind="stable")]  # user 0's rows in order, then user 1's, ...
     counts = np.bincount(users)
-    del users  # ``_taken`` codes the ids again: held through the ordering they would add 4 bytes a row to its peak
+    del users  # held through the ordering, the codes would add 4 bytes a row to its peak; ``_taken`` reads the ids from the rows
     if method == LEAVE_ONE_OUT:
         held = np.minimum(2, counts - 1)  # a user with one row trains on it; with two, the second is test
         bounds = np.stack([counts - held, counts - held + (held == 2)], axis=1)
@@ -132,9 +132,7 @@ def _taken(inter: pd.DataFrame, positions: list[np.ndarray]) -> list[pd.DataFram
     indexes = [pd.Index(np.asarray(lines[at], dtype=dtype)) for at in positions]
     columns: list[dict[str, np.ndarray | pd.Categorical]] = [{} for _ in positions]
     for name in list(inter.columns):
-        column = inter.pop(name)
-        values = column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()  # a categorical's codes as they are
-        del column
+        values = column_values(inter.pop(name))  # the reader's ids: codes as they are
         if values.dtype == object:
             values = as_categorical(values)
         for part, at in zip(columns, positions):

@@ -24,7 +24,7 @@ from recbole.data.dataset import Dataset
 from recbole.sampler import Sampler
 from recbole.utils import FeatureSource, FeatureType
 
-from ..distinct import factorize
+from ..distinct import column_values, factorize
 from ..keyed_rows import KeyedRows
 
 
@@ -39,7 +39,7 @@ class TrainingSplit(Dataset):
 
     def __init__(self, config, train: pd.DataFrame) -> None:
         fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])
-        self._ids: dict[str, np.ndarray | pd.Categorical] | None = {field: _values(train.pop(field)) for field in fields}
+        self._ids: dict[str, np.ndarray | pd.Categorical] | None = {field: column_values(train.pop(field)) for field in fields}
         super().__init__(config)
 
     def _load_inter_feat(self, token, dataset_path) -> None:
@@ -73,11 +73,6 @@ class _TokenIds(KeyedRows, Mapping):
 
     def __getitem__(self, token: str) -> int:
         return int(self._row(token))
-
-
-def _values(column: pd.Series) -> np.ndarray | pd.Categorical:
-    """A column's values; a categorical's codes and ids as they are (``_remap`` reads its codes)."""
-    return column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
 
 
 def pair_codes(dataset: Dataset) -> np.ndarray:
