@@ -106,7 +106,7 @@ def _augment(dataset: str, out: Path, settings: Settings, reporter: Reporter, fr
                 with timer("item_text_embedding"):
                     item_vectors = encoder.encode([describe(data.item_text[i]) for i in item_ids], reporter, "Embedding item text")
                 provider = provider_factory(settings, dataclasses.replace(context, item_vectors=item_vectors))
-                augmented = AugmentedData(candidates=data.candidates, vectors={"itemtextemb": (item_ids, item_vectors)})
+                augmented = AugmentedData(candidates=data.candidates or None, vectors={"itemtextemb": (item_ids, item_vectors)})
                 index = index_answers(journal)
                 _warn_about_journal(run, provider, index, reporter)
                 outputs = Outputs(run.staging, source, settings, augmented, encoder, reporter, files)

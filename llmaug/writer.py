@@ -6,11 +6,9 @@ Everything is written into a staging directory first and moved into place only w
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +18,7 @@ import pandas as pd
 import yaml
 
 from .atomic import AtomicRows, copy_rows, write_atomic_file, write_text_atomically, write_vector_file
+from .candidates.pools import Pools
 from .dataset import SourceDataset
 from .sequences import LIST_SUFFIX, MAX_LENGTH, SEQUENCE_FILES, sequence_parts
 from .split import Split
@@ -63,7 +62,7 @@ class AugmentedData:
     edges_written: bool = False  # the .augedge file, if any user got an edge
     profiles: Optional[Path] = None  # the profile rows, if any user got a profile
     attributes: dict[str, dict[str, Optional[str]]] = field(default_factory=dict)
-    candidates: dict[str, list[str]] = field(default_factory=dict)
+    candidates: Optional[Pools] = None  # the base model's pools, where the edges task ran
     # suffix -> (ids, matrix), or None for a file already written into staging
     vectors: dict[str, Optional[tuple[list[str], np.ndarray]]] = field(default_factory=dict)
 
@@ -75,12 +74,11 @@ def _with_columns(base: pd.DataFrame, key: str, added: pd.DataFrame, prefix: str
     return pd.concat([base.reset_index(drop=True), added.reset_index(drop=True).fillna("")], axis=1)
 
 
-def _write_candidates(path: Path, candidates: Mapping[str, list[str]], rows_at_once: int = USERS_AT_ONCE) -> None:
+def _write_candidates(path: Path, pools: Pools, rows_at_once: int = USERS_AT_ONCE) -> None:
     """Each user's pool as one ``token_seq`` cell, a slice of users at a time: as one frame of
     strings the pools were ~0.1 GB at 10^6 users (1M strings of ~65 characters)."""
     with AtomicRows(path, {"user_id": "token", "candidates": "token_seq"}, keep_empty=True) as rows:
-        pools = iter(candidates.items())
-        while part := list(itertools.islice(pools, rows_at_once)):
+        for part in pools.slices(rows_at_once):
             rows.frame(pd.DataFrame({"user_id": [user for user, _ in part], "candidates": [" ".join(pool) for _, pool in part]}))
 
 

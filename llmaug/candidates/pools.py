@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import IO
+from typing import IO, Iterator
 
 import numpy as np
 
@@ -36,13 +36,17 @@ class Pools(KeyedRows, Mapping[str, list[str]]):
         width = len(flat) // max(len(users), 1)
         return cls(users, items, codes.reshape(len(users), width))
 
+    def slices(self, rows_at_once: int) -> Iterator[list[tuple[str, list[str]]]]:
+        """(user, pool) pairs a slice of users at a time, in row order: no lookup by token."""
+        for start in range(0, len(self._ranked), rows_at_once):
+            users = self._keys()[start : start + rows_at_once]
+            yield [(user, self._items[row].tolist()) for user, row in zip(users, self._ranked[start : start + rows_at_once])]
+
     def write_json(self, out: IO[str], rows_at_once: int = 10_000) -> None:
         """The cache's format, user -> pool, as it was when pools were dicts of lists, written a
         slice of users at a time: as one string it was ~350 MB at 10^6 users, held beside the split."""
         out.write("{")
-        for start in range(0, len(self._ranked), rows_at_once):
-            users = self._keys()[start : start + rows_at_once]  # in row order: no lookup by token
-            pools = (self._items[row].tolist() for row in self._ranked[start : start + rows_at_once])
-            out.write((", " if start else "") + ", ".join(
-                f"{json.dumps(user, ensure_ascii=False)}: {json.dumps(pool, ensure_ascii=False)}" for user, pool in zip(users, pools)))
+        for k, part in enumerate(self.slices(rows_at_once)):
+            out.write((", " if k else "") + ", ".join(
+                f"{json.dumps(user, ensure_ascii=False)}: {json.dumps(pool, ensure_ascii=False)}" for user, pool in part))
         out.write("}")
