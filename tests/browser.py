@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -125,6 +128,7 @@ class Chromium:
         self._process = subprocess.Popen(
             [chromium_binary(), *FLAGS, f"--user-data-dir={self._profile.name}", f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # a process group of its own: its helpers are stopped with it
         )
         for line in self._process.stderr:
             found = re.search(r"DevTools listening on ws://([^/]+)/", line)
@@ -164,7 +168,21 @@ class Chromium:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        _stop_helpers(self._process.pid)
         self._profile.cleanup()
+
+
+def _stop_helpers(group: int, seconds: float = 10.0) -> None:
+    """Chromium's helper processes, which can outlive it for a moment and go on writing into the
+    profile (its removal then failed with "Directory not empty"): killed, and waited for."""
+    deadline = time.monotonic() + seconds
+    try:
+        os.killpg(group, signal.SIGKILL)
+        while time.monotonic() < deadline:
+            os.killpg(group, 0)  # ProcessLookupError once the group is gone
+            time.sleep(0.05)
+    except ProcessLookupError:
+        pass
 
 
 async def _session() -> aiohttp.ClientSession:
