@@ -8,6 +8,8 @@ beside the rows while it runs. These give pandas' results, in its order (first a
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -52,6 +54,58 @@ def column_values(column: pd.Series) -> np.ndarray | pd.Categorical:
     return column.array if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
 
 
+def coded(column: pd.Series) -> pd.Categorical:
+    """A column as a categorical: the reader's and the split's ids as they are, any other coded here."""
+    values = column_values(column)
+    return values if isinstance(values, pd.Categorical) else as_categorical(np.asarray(values))
+
+
 def _categorical(values: np.ndarray | pd.Series | pd.Categorical) -> pd.Categorical | None:
     array = values.array if isinstance(values, pd.Series) else values
     return array if isinstance(array, pd.Categorical) else None
+
+
+class GroupedRows:
+    """Rows grouped by their id's code, ids in order of first appearance, each id's rows in order
+    of ``key`` (stable: ties, and every row without a key, in file order; NaN last), handed out
+    a slice of ids at a time. Sorting all rows at once (a stable argsort of the codes, through
+    an order of the key) held five arrays the size of the rows, ~0.6 GB at 10^6 users; a slice's
+    work is ~32 bytes a row of the slice beside the caller's columns."""
+
+    ROWS_AT_ONCE = 1 << 20
+
+    def __init__(self, ids: pd.Categorical, key: np.ndarray | None = None) -> None:
+        self._codes, self._key = ids.codes, key
+        self.first_seen = _first_seen(self._codes, len(ids.categories))
+        self.counts = np.bincount(self._codes, minlength=len(ids.categories))[self.first_seen]
+        self._rank = np.zeros(len(ids.categories), np.int32)
+        self._rank[self.first_seen] = np.arange(len(self.first_seen), dtype=np.int32)
+
+    def slices(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(low, high, rows)``: the ids ``first_seen[low:high]`` and their rows' positions, grouped."""
+        ends = np.cumsum(self.counts)
+        low = 0
+        while low < len(ends):
+            before = ends[low - 1] if low else 0
+            high = max(low + 1, int(np.searchsorted(ends, before + self.ROWS_AT_ONCE, side="right")))
+            in_slice = np.zeros(len(self._rank), bool)
+            in_slice[self.first_seen[low:high]] = True
+            rows = np.flatnonzero(in_slice[self._codes])  # in file order
+            if self._key is not None:
+                rows = rows[np.argsort(self._key[rows], kind="stable")]
+            yield low, high, rows[np.argsort(self._rank[self._codes[rows]], kind="stable")]
+            low = high
+
+
+def _first_seen(codes: np.ndarray, categories: int, rows_at_once: int = 1 << 16) -> np.ndarray:
+    """The distinct ``codes`` in order of first appearance, a slice of rows at a time, each slice
+    hashing only the codes no earlier slice had (``pd.unique`` sizes its table by the rows it is
+    handed, ~40 bytes a row)."""
+    seen = np.zeros(categories, bool)
+    found = []
+    for start in range(0, len(codes), rows_at_once):
+        part = codes[start : start + rows_at_once]
+        new = pd.unique(part[~seen[part]])
+        seen[new] = True
+        found.append(new)
+    return np.concatenate(found) if found else np.zeros(0, codes.dtype)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .config import Settings
 from .dataset import SourceDataset
-from .distinct import factorize
+from .distinct import GroupedRows, coded
 from .keyed_rows import KeyedRows
 
 
@@ -51,24 +51,21 @@ def _item_text(source: SourceDataset, settings: Settings) -> dict[str, dict[str,
 
 
 class Histories(KeyedRows, Mapping[str, list[str]]):
-    """Each user's training items, oldest first: int32 codes into one array of item tokens, a
-    user's run of them found by offsets. A list per user was ~330 B a user at 24 items; this is
-    ~4 B an item. Users come in the order they first appear in the training split."""
+    """Each user's training items, oldest first: codes into one array of item tokens, a user's run
+    of them found by offsets. A list per user was ~330 B a user at 24 items; this is ~4 B an item.
+    Users come in the order they first appear in the training split."""
 
     def __init__(self, train: pd.DataFrame, source: SourceDataset) -> None:
-        # int32 as soon as each array is made: factorize and argsort give int64, and at 10^6 users
-        # each of the five arrays here is ~100 MB in int32 (the parts are held meanwhile).
-        users, first_seen = factorize(train[source.uid_field])
-        users = users.astype(np.int32)
-        items, self._items = factorize(train[source.iid_field])
-        items = items.astype(np.int32)
-        order = np.arange(len(train), dtype=np.int32)
-        if source.time_field:
-            order = np.argsort(train[source.time_field].to_numpy(), kind="stable").astype(np.int32)  # no time (NaN) last
-        order = order[np.argsort(users[order], kind="stable")]  # grouped by user, each in time order
-        self._codes = items[order]
-        self._ends = np.cumsum(np.bincount(users, minlength=len(first_seen)))
-        super().__init__(first_seen)
+        users, items = coded(train[source.uid_field]), coded(train[source.iid_field])
+        grouped = GroupedRows(users, train[source.time_field].to_numpy() if source.time_field else None)
+        self._ends = np.cumsum(grouped.counts)
+        self._items = np.asarray(items.categories, dtype=object)
+        self._codes = np.empty(len(train), items.codes.dtype)  # the split's item codes, grouped by user
+        written = 0
+        for _, _, rows in grouped.slices():
+            self._codes[written : written + len(rows)] = items.codes[rows]
+            written += len(rows)
+        super().__init__(np.asarray(users.categories, dtype=object).take(grouped.first_seen))
 
     def __getitem__(self, user: str) -> list[str]:
         row = self._row(user)

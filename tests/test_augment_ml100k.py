@@ -150,6 +150,8 @@ def test_split_is_recbole_ratio_split_and_reproducible():
     c = split_interactions(inter.copy(), "user_id", [0.8, 0.1, 0.1], seed=6)
     assert all(a.parts()[k].equals(b.parts()[k]) for k in a.parts())
     assert not a.train.equals(c.train)
+    gapped = split_interactions(inter.set_axis(pd.Index(np.asarray(inter.index) * 3 + 1)), "user_id", [0.8, 0.1, 0.1], seed=5)  # rows left out: lines not a range
+    assert all(gapped.parts()[k].index.equals(a.parts()[k].index * 3 + 1) and a.parts()[k].index.dtype == np.int32 for k in a.parts())
     merged = pd.concat(a.parts().values())
     assert len(merged) == len(inter) and not merged.duplicated().any()
     sizes = {part: frame.groupby("user_id", observed=True).size() for part, frame in a.parts().items()}

@@ -18,6 +18,7 @@ from conftest import invoke_llmaug
 from llmaug.atomic import write_atomic_file, write_vector_file
 from llmaug.candidates import plan_base_model
 from llmaug.candidates.policy import LARGE_BATCH, LIGHTGCN_LIMIT
+from llmaug.distinct import GroupedRows, as_categorical
 from llmaug.errors import DatasetError
 from llmaug.input import reader
 from llmaug.journal import AnswerEntry, Journal, index_answers
@@ -622,7 +623,7 @@ def test_cells_that_are_not_kept_are_still_checked(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_split_takes_the_usable_rows_a_column_at_a_time():
+def test_the_split_takes_the_usable_rows_a_column_at_a_time(monkeypatch):
     """The usable rows are the source's own frame where every row is usable (a mask's copy was
     ~1 GB at 10^6 users), and the split takes their columns out of it: beside the rows it holds at
     most ~1.5 times their size (2.1 when the parts were copied from the rows and pandas sized its
@@ -639,6 +640,7 @@ def test_the_split_takes_the_usable_rows_a_column_at_a_time():
 
     source = load_source("ml-100k", load_settings())
     assert usable_interactions(source).inter is source.inter.frame  # every ml-100k row is usable: no copy of them
+    monkeypatch.setattr(GroupedRows, "ROWS_AT_ONCE", 1 << 17)  # an eighth of the rows, as 2^20 of 10^6 users' 30 M are a thirtieth
     rng = np.random.default_rng(0)
     ids = np.array([f"u{k}" for k in range(30_000)], dtype=object)
     tracemalloc.start()  # it counts what is freed only of what it saw allocated
@@ -746,7 +748,7 @@ def test_chunks_of_any_size_write_the_same_dataset(tmp_path):
     assert manifests[7]["tasks"] == manifests[50_000]["tasks"] and manifests[7]["tasks"]["edges"]["written"] > 0
 
 
-def test_histories_demographics_and_pools_read_as_the_dicts_they_replace():
+def test_histories_demographics_and_pools_read_as_the_dicts_they_replace(monkeypatch):
     """Arrays with a row per user must give each user what a dict of Python objects gave:
     histories oldest first (a row without a time last, ties in file order), first-seen user order,
     demographics without empty cells, pools best first; an unknown user is a KeyError."""
@@ -759,8 +761,10 @@ def test_histories_demographics_and_pools_read_as_the_dicts_they_replace():
     rows = 3_000
     train = pd.DataFrame({"u": rng.choice([f"u{k}" for k in range(200)], rows), "i": rng.choice([f"i{k}" for k in range(90)], rows),
                           "t": np.where(rng.random(rows) < 0.1, np.nan, rng.integers(0, 50, rows).astype(float))})
-    for time_field in ("t", None):
-        histories = Histories(train, SimpleNamespace(uid_field="u", iid_field="i", time_field=time_field))
+    coded = train.assign(u=as_categorical(train["u"].to_numpy()[::-1])[::-1], i=train["i"].astype("category"))  # as the split gives them
+    for time_field, frame, rows_at_once in [("t", train, 1 << 21), (None, train, 1 << 21), ("t", coded, 1), ("t", coded, 40), (None, coded, 97)]:
+        monkeypatch.setattr(GroupedRows, "ROWS_AT_ONCE", rows_at_once)  # users grouped a slice at a time, a user alone or many
+        histories = Histories(frame, SimpleNamespace(uid_field="u", iid_field="i", time_field=time_field))
         expected: dict[str, list[str]] = {}
         ordered = train.sort_values("t", kind="stable", na_position="last") if time_field else train
         for user in train["u"].unique():
@@ -786,6 +790,34 @@ def test_histories_demographics_and_pools_read_as_the_dicts_they_replace():
     assert not Pools.from_lists({})
     Pools.from_lists({}).write_json(empty := io.StringIO())
     assert empty.getvalue() == "{}"
+
+
+def test_histories_group_the_split_s_codes_with_work_memory_of_a_slice_of_rows(monkeypatch):
+    """Grouping 3 M rows by user (in time order) may add the histories' own codes and a slice's
+    work arrays, not arrays the size of all rows: sorting them at once took ~24 bytes a row."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from llmaug.prompt_data import Histories
+
+    rng = np.random.default_rng(3)
+    rows = 3_000_000
+    users = pd.Categorical.from_codes(rng.integers(0, 100_000, rows).astype(np.int32), categories=[f"u{k}" for k in range(100_000)])
+    items = pd.Categorical.from_codes(rng.integers(0, 20_000, rows).astype(np.int32), categories=[f"i{k}" for k in range(20_000)])
+    train = pd.DataFrame({"u": users, "i": items, "t": rng.integers(0, 10**9, rows).astype(float)})
+    monkeypatch.setattr(GroupedRows, "ROWS_AT_ONCE", 1 << 18)  # a twelfth of the rows, as 2^20 of 10^6 users' 24 M
+    tracemalloc.start()
+    try:
+        histories = Histories(train, SimpleNamespace(uid_field="u", iid_field="i", time_field="t"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Measured 9.1 bytes a row, 8.9 of them the first-seen order's hash table (a fixed ~27 MB, for
+    # a million rows at once); grouping all rows at once took 24.7.
+    assert peak < 12 * rows, f"{peak / rows:.1f} bytes a row"
+    user = "u" + str(users.codes[0])
+    expected = train[train["u"] == user].sort_values("t", kind="stable")["i"].tolist()
+    assert histories[user] == expected and len(histories) == 100_000
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n"])
