@@ -61,11 +61,15 @@ class LocalEncoder:
         vectors = np.zeros((len(texts), self.dimension), np.float32) if out is None else out
         by_length = np.argsort([len(t) for t in texts], kind="stable")
         tokens = self._token_counts([texts[k] for k in by_length])
+        by_tokens = np.argsort(tokens, kind="stable")  # characters first, so that equal counts stay in that order
+        by_length, tokens = by_length[by_tokens], tokens[by_tokens]
         autocast = self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16, enabled=self.precision == "bfloat16")
         with autocast:
-            for start, stop in _batches(tokens, self.batch_size, self.tokens_per_batch):
+            for start, stop, length in _batches(tokens, self.batch_size, self.tokens_per_batch):
                 rows = by_length[start:stop]
-                batch = self._model.encode([texts[k] for k in rows]).float().cpu().numpy()
+                batch_texts = [texts[k] for k in rows]
+                batch_texts += batch_texts[-1:] * (_rows_padded(len(rows), length, self.batch_size, self.tokens_per_batch) - len(rows))
+                batch = self._model.encode(batch_texts, length).float().cpu().numpy()[: len(rows)]
                 # Normalised in float32, whatever precision the encoder ran in; a batch at a time, as
                 # a norm over the whole matrix makes a temporary as large as it (1.5 GB at 1M texts).
                 vectors[rows] = batch / np.maximum(np.linalg.norm(batch, axis=1, keepdims=True), 1e-12)
@@ -84,19 +88,52 @@ class LocalEncoder:
         return counts
 
 
-def _batches(tokens: np.ndarray, most_texts: int, most_tokens: int) -> Iterator[tuple[int, int]]:
-    """Consecutive [start, stop) runs whose padded size (texts x the longest one's tokens) stays
-    within ``most_tokens``: attention memory grows with batch x length², so a few long texts made
-    the 1M-user run's peak. With 3% of texts at the 256-token limit, 256-text batches added 1.0 GB
-    resident, 8,192-token ones 0.42 GB, at the same speed (benchmarks/bench_encoder_memory.py).
-    A text over the budget on its own still gets a batch."""
+def _batches(tokens: np.ndarray, most_texts: int, most_tokens: int) -> Iterator[tuple[int, int, int]]:
+    """Consecutive [start, stop) runs of texts sorted by token count, and the length they are padded to.
+
+    Attention memory grows with batch x length², so a few long texts made the 1M-user run's peak:
+    a batch holds at most ``most_tokens`` padded tokens (with 3% of texts at the 256-token limit,
+    256-text batches added 1.0 GB resident, 8,192-token ones 0.42 GB, at the same speed:
+    benchmarks/bench_encoder_memory.py). And a batch's shape is one of a few: its padded length
+    one of ``_padded_length``'s, its rows all that length allows (``_rows_for``; the last batch
+    of a call is padded with repeats, ``_rows_padded``). The CPU's matrix kernels (oneDNN) are
+    compiled and kept per shape, with buffers of a few MB each: cut to their texts' exact length
+    and count, batches kept bringing new shapes, and the more texts a run embedded the more memory
+    it kept (docs/results/scale/). A text over the budget on its own still gets a batch."""
     start = 0
     while start < len(tokens):
-        window = tokens[start : start + most_texts]
-        padded = np.maximum.accumulate(window) * np.arange(1, len(window) + 1)
-        stop = start + max(1, int(np.count_nonzero(padded <= most_tokens)))
-        yield start, stop
+        length = _padded_length(tokens[start])
+        while True:  # the shortest padded length whose batch, as many rows as it allows, holds every text in it
+            stop = min(len(tokens), start + _rows_for(length, most_texts, most_tokens))
+            fit = start + int(np.searchsorted(tokens[start:stop], length, side="right"))
+            if fit == stop:
+                break
+            if stop == len(tokens):  # the call's last texts: those this length holds, then the longer ones
+                stop = fit
+                break
+            length = _padded_length(length + 1)
+        yield start, stop, length
         start = stop
+
+
+def _padded_length(tokens: int) -> int:
+    """``tokens`` rounded up to a multiple of 8 (to 64 tokens), 16 (to 128), 32 (to 256), ...: 16
+    lengths up to the encoder's 256, at most a fifth of a batch padding."""
+    step = 8 << max(0, (int(tokens) - 1).bit_length() - 6)
+    return -(-int(tokens) // step) * step
+
+
+def _rows_for(length: int, most_texts: int, most_tokens: int) -> int:
+    """A batch's rows at a padded ``length``: as many as the budgets allow, in multiples of 8."""
+    rows = min(most_texts, most_tokens // length)
+    return max(1, rows - rows % 8 if rows >= 8 else rows)
+
+
+def _rows_padded(rows: int, length: int, most_texts: int, most_tokens: int) -> int:
+    """The rows a batch of ``rows`` texts runs as: a full batch as it is, a call's last one
+    repeated up to a power of two (at least 8), so its shape is one of a few too."""
+    full = _rows_for(length, most_texts, most_tokens)
+    return min(full, max(8, 1 << (rows - 1).bit_length())) if rows < full else rows
 
 
 def _precision(torch, device: str) -> str:

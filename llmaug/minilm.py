@@ -53,9 +53,10 @@ class MiniLM:
         return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """[len(texts), dimension]: the mean of each text's token representations."""
-        batch, mask = padded(self.token_ids(texts))
+    def encode(self, texts: Sequence[str], length: int = 0) -> torch.Tensor:
+        """[len(texts), dimension]: the mean of each text's token representations; ``length`` pads
+        the batch to at least that many tokens (padding changes no text's vector)."""
+        batch, mask = padded(self.token_ids(texts), length)
         batch, mask = batch.to(self.device), mask.to(self.device)
         return mean_pool(self._forward(batch, mask), mask)
 
@@ -81,10 +82,10 @@ class MiniLM:
         return x
 
 
-def padded(ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids as one batch padded to its longest text, and the mask of real tokens."""
+def padded(ids: Sequence[Sequence[int]], length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids as one batch padded to its longest text (or ``length``), and the mask of real tokens."""
     lengths = torch.tensor([len(i) for i in ids])
-    batch = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+    batch = torch.zeros(len(ids), max(length, int(lengths.max())), dtype=torch.long)
     for row, tokens in enumerate(ids):
         batch[row, : len(tokens)] = torch.tensor(tokens)
     return batch, torch.arange(batch.shape[1]) < lengths[:, None]

@@ -663,19 +663,28 @@ def test_the_split_takes_the_usable_rows_a_column_at_a_time(monkeypatch):
 
 
 @pytest.mark.slow
-def test_encoder_batches_stay_within_the_token_budget_and_are_as_large_as_it_allows():
-    from llmaug.embedding import _batches
+def test_encoder_batches_stay_within_the_token_budget_in_shapes_that_repeat():
+    """Every batch within the budgets and padded over its texts; and its shape one of a few, the same
+    however many texts come: the CPU's kernels are kept per shape (a few MB each), so shapes that
+    kept coming made a 10^6-user run keep more memory than a 10^5-user one."""
+    from llmaug.embedding import _batches, _rows_for, _rows_padded
 
     rng = np.random.default_rng(3)
-    tokens = rng.integers(5, 300, 2_000)
-    runs = list(_batches(tokens, 256, 4096))
-    assert [a for a, _ in runs] == [0] + [b for _, b in runs[:-1]] and runs[-1][1] == len(tokens)
-    for start, stop in runs:
-        padded = (stop - start) * tokens[start:stop].max()
-        assert stop - start <= 256 and (padded <= 4096 or stop - start == 1)
-        if stop < len(tokens) and stop - start < 256:  # one more text would have broken the budget
-            assert (stop - start + 1) * tokens[start : stop + 1].max() > 4096
-    assert list(_batches(np.array([5000, 3]), 256, 4096)) == [(0, 1), (1, 2)]  # too long alone: a batch of its own
+    shapes_after: dict[int, set] = {}
+    shapes: set = set()
+    for call in range(1, 41):  # 40 calls (chunks of a stream), each its own lengths and count
+        tokens = np.sort(rng.integers(5, 257, int(rng.integers(1, 3_000))))
+        runs = list(_batches(tokens, 256, 4096))
+        assert [a for a, _, _ in runs] == [0] + [b for _, b, _ in runs[:-1]] and runs[-1][1] == len(tokens)
+        for start, stop, length in runs:
+            rows = _rows_padded(stop - start, length, 256, 4096)
+            assert stop - start <= rows <= 256 and rows * length <= 4096 and tokens[start:stop].max() <= length
+            if stop < len(tokens) and rows != stop - start:  # short of a full batch only among the call's last texts
+                assert len(tokens) - start < _rows_for(length, 256, 4096) and tokens[stop] > length
+            shapes.add((rows, length))
+        shapes_after[call] = set(shapes)
+    assert len(shapes_after[40]) <= 16 * 4 and shapes_after[40] == shapes_after[20]  # 16 lengths; a few last-batch row counts
+    assert list(_batches(np.array([3, 5000]), 256, 4096)) == [(0, 1, 8), (1, 2, 5120)]  # too long alone: a batch of its own
 
 
 @pytest.mark.slow
