@@ -55,31 +55,40 @@ def _glibc(name: str):
 
 _MALLOC_TRIM = _glibc("malloc_trim")
 _MALLOPT = _glibc("mallopt")
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 LARGE_BLOCK = 1 << 20
 GLIBC_LARGEST_THRESHOLD = 32 << 20  # the most glibc raises the threshold to on its own (64-bit)
+GLIBC_TRIM_DEFAULT = 128 << 10
 
 
 @contextlib.contextmanager
 def large_blocks_returned() -> Iterator[None]:
     """Within it, blocks of ``LARGE_BLOCK`` or more are mapped apart and go back to the system
     when freed (glibc's ``M_MMAP_THRESHOLD``; elsewhere, or where the user set
-    ``MALLOC_MMAP_THRESHOLD_``, nothing changes).
+    ``MALLOC_MMAP_THRESHOLD_``, nothing changes; nor the trim threshold where they set ``MALLOC_TRIM_THRESHOLD_``).
 
     glibc raises that threshold to the largest block freed so far, up to 32 MB: the split's work
     arrays and RecBole's dataset are then carved from the heap and, freed, stay in it between the
     objects that live on (at 10^6 users the base model trained with ~0.3 GB more resident). Each
     mapped block costs fresh pages, though: the encoder ran at 0.6x its speed and the base model's
     training at 0.65x. So stages that hold much and compute little run within it, and after it the
-    threshold is glibc's largest, as a long run reaches on its own."""
+    thresholds are the ones a long run reaches on its own: the largest mapping threshold, and twice
+    that as the heap's trim threshold (glibc raises both together, and stops raising either once
+    one is set: left at its 128 KB default, the heap's top was given back and faulted in again
+    with every batch of the base model, half its time in the kernel at 10^6 users)."""
     if _MALLOPT is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         yield
         return
+    trim = "MALLOC_TRIM_THRESHOLD_" not in os.environ
     _MALLOPT(M_MMAP_THRESHOLD, LARGE_BLOCK)
+    if trim:
+        _MALLOPT(M_TRIM_THRESHOLD, GLIBC_TRIM_DEFAULT)
     try:
         yield
     finally:
         _MALLOPT(M_MMAP_THRESHOLD, GLIBC_LARGEST_THRESHOLD)
+        if trim:
+            _MALLOPT(M_TRIM_THRESHOLD, 2 * GLIBC_LARGEST_THRESHOLD)
 
 
 def trim_heap() -> None:
