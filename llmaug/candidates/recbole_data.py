@@ -66,7 +66,6 @@ class TrainingSplit(Dataset):
         self.field2token_id[field] = _TokenIds(self.field2id_token[field])
         feat[field] = ids
 
-
     def _dataframe_to_interaction(self, data: pd.DataFrame):
         """RecBole's, but the ids ``_remap`` left as int32 stay int32 (its ``LongTensor`` copies were
         0.19 GB a column at 10^6 users, held through training and ranking); the training loader
