@@ -19,10 +19,13 @@ FIRST_TABLE = 1 << 16   # factorize's table to start with: it grows as distinct 
 
 def distinct(values: np.ndarray | pd.Series | pd.Categorical) -> np.ndarray:
     """``pd.unique(values)`` as an array (a categorical's values, not its categories), a slice of
-    rows at a time: the distinct values of each slice in order, then those of their concatenation."""
+    rows at a time: the distinct values of each slice in order, then those of their concatenation;
+    a categorical's codes a slice at a time, hashing only codes not seen before."""
     categorical = _categorical(values)
+    if categorical is not None and len(categorical) and categorical.codes.min() >= 0:  # a missing value (-1) as pandas has it
+        return np.asarray(categorical.categories).take(_first_seen(categorical.codes, len(categorical.categories)))
     if categorical is not None:
-        return np.asarray(categorical.categories).take(distinct(categorical.codes))
+        return np.asarray(pd.unique(categorical))
     values = np.asarray(values)
     if len(values) <= ROWS_AT_ONCE:
         return pd.unique(values)

@@ -172,7 +172,8 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
         fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())
     cache = run.state / f"candidates-{fingerprint.hexdigest()[:16]}.json"
     if cache.is_file():
-        return Pools.from_lists(json.loads(cache.read_text(encoding="utf-8"))), plan
+        with cache.open(encoding="utf-8") as cached:
+            return Pools.read_json(cached), plan
     from .candidates.ranking import rank_candidates  # torch: imported once needed, so a mistake is reported at once
 
     ids = split.train[[source.uid_field, source.iid_field]]  # all the model reads; the parts wait on disk while it trains and ranks
