@@ -7,7 +7,6 @@ can reach a candidate list.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -16,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
-from ..monitor import large_blocks_returned
+from ..monitor import large_blocks_returned, release_freed_memory
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import ADAM, ROW_ADAGRAD, SPARSE_ADAM, BaseModelPlan
 from .pools import Pools
@@ -87,9 +86,10 @@ def rank_candidates(
         pools = _top_unseen(model, train_data.dataset, seen, size, config["device"], new_stage)
     # Torch's first optimizer leaves the model in a reference cycle (a lazy import's frames refer,
     # through their callers, to it). Left to the cyclic collector, the model, loader and dataset
-    # (1-2 GB at 10^6 users) would stay while the caller reads the split back into memory.
+    # (1-2 GB at 10^6 users) would stay while the caller reads the split back into memory; and
+    # the heap they leave is handed back first, or the split's arrays come on top of it.
     del model, train_data, sampler, seen
-    gc.collect()
+    release_freed_memory()
     return pools
 
 
