@@ -9,11 +9,13 @@ generated into a scratch directory and deleted afterwards; the provider is ``off
     python benchmarks/bench_scale.py --sizes 1M --tasks edges   # without profiles: ~50 min less
 
 Each run is a child process, so peak memory is the run's own (``ru_maxrss`` from ``wait4``); the
-per-stage peaks come from the run's manifest (``peak_rss_mb``). The datasets are generated in a
-process of their own too: a child's ``ru_maxrss`` starts at its parent's peak (``exec`` keeps the
-peak of the memory it replaces), and generating 10^6 users' rows peaks at 2.29 GB: the 1M runs
-of the eleventh and twelfth sessions, whose own peaks were lower, reported that as theirs. Its progress log goes to
+per-stage peaks come from the run's manifest (``peak_rss_mb``). Its progress log goes to
 ``<scratch>/<size>.log``, the same lines a user sees when stderr is not a terminal.
+
+The datasets are generated in a process of their own: a child's ``ru_maxrss`` starts at its
+parent's peak (``exec`` keeps the peak of the memory it replaces), and generating 10^6 users' rows
+peaks at 2.29 GB, which the 1M runs of the eleventh and twelfth sessions, whose own peaks were
+lower, reported as theirs.
 """
 
 from __future__ import annotations

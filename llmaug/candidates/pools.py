@@ -60,7 +60,6 @@ class Pools(KeyedRows, Mapping[str, list[str]]):
         out.write("}")
 
 
-
 def _object_entries(source: IO[str], chars_at_once: int) -> Iterator[tuple[str, Any]]:
     """The key-value pairs of the JSON object ``source`` holds, in order, reading a block of
     characters at a time: an entry cut by a block's end is decoded again once the next is read."""
