@@ -80,7 +80,7 @@ class GroupedRows:
     def __init__(self, ids: pd.Categorical, key: np.ndarray | None = None) -> None:
         self._codes, self._key = ids.codes, key
         self.first_seen = _first_seen(self._codes, len(ids.categories))
-        self.counts = np.bincount(self._codes, minlength=len(ids.categories))[self.first_seen]
+        self.counts = _counted(self._codes, len(ids.categories), self.ROWS_AT_ONCE)[self.first_seen]
         self._rank = np.zeros(len(ids.categories), np.int32)
         self._rank[self.first_seen] = np.arange(len(self.first_seen), dtype=np.int32)
 
@@ -98,6 +98,15 @@ class GroupedRows:
                 rows = rows[np.argsort(self._key[rows], kind="stable")]
             yield low, high, rows[np.argsort(self._rank[self._codes[rows]], kind="stable")]
             low = high
+
+
+def _counted(codes: np.ndarray, categories: int, rows_at_once: int) -> np.ndarray:
+    """``np.bincount(codes)`` a slice of rows at a time: it casts its input to int64, a copy of
+    8 bytes a row (0.19 GB for 10^6 users' training rows, on top of the prompt data's peak)."""
+    counts = np.zeros(categories, np.int64)
+    for start in range(0, len(codes), rows_at_once):
+        counts += np.bincount(codes[start : start + rows_at_once], minlength=categories)
+    return counts
 
 
 def _first_seen(codes: np.ndarray, categories: int, rows_at_once: int = 1 << 16) -> np.ndarray:
