@@ -568,6 +568,7 @@ def test_ranking_returns_with_the_base_models_objects_freed(tmp_path, monkeypatc
 
     from llmaug.candidates import ranking
     from llmaug.candidates.policy import BaseModelPlan
+    from llmaug.monitor import survivors_set_aside
 
     built = []
     top_unseen = ranking._top_unseen
@@ -582,8 +583,11 @@ def test_ranking_returns_with_the_base_models_objects_freed(tmp_path, monkeypatc
     ids = _ml100k_train()[["user_id", "item_id"]]
     gc.disable()
     try:
-        pools = ranking.rank_candidates(ids, tmp_path / "ml-100k", "user_id", "item_id", BaseModelPlan("BPR", 1, optimizer="row_adagrad"), 10, 3)
-        freed = [ref() is None for ref in built]  # before the collector is on again: its next pass would free them anyway
+        with survivors_set_aside():  # as a run calls it: what ranking froze would never be collected
+            frozen = gc.get_freeze_count()
+            pools = ranking.rank_candidates(ids, tmp_path / "ml-100k", "user_id", "item_id", BaseModelPlan("BPR", 1, optimizer="row_adagrad"), 10, 3)
+            freed = [ref() is None for ref in built]  # before the collector is on again: its next pass would free them anyway
+            assert gc.get_freeze_count() == frozen  # a freeze here held what the callers' frames held, to the run's end
     finally:
         gc.enable()
     assert len(pools) > 900 and freed == [True, True]
