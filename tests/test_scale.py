@@ -171,6 +171,36 @@ def test_large_blocks_go_back_to_the_system_when_freed():
     assert held["kept"] > 200 and held["returned"] < 20, held  # of the 320 MB freed
 
 
+BATCHES_ALLOCATED = """
+import contextlib
+import resource
+import sys
+import numpy as np
+from llmaug.monitor import blocks_kept, large_blocks_returned
+with large_blocks_returned():  # leaves glibc's thresholds where a run's ranking finds them
+    pass
+size = 64 << 20  # a ranking batch: above the largest threshold glibc sets on its own
+with blocks_kept(size) if sys.argv[1] == "kept" else contextlib.nullcontext():
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        batch = np.ones(size, dtype=np.uint8)
+        del batch
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator: elsewhere blocks_kept does nothing")
+def test_kept_batches_reuse_their_pages():
+    """The ranking's 64 MB batches: mapped apart, every batch's pages are faulted in again."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    faults = {mode: int(subprocess.run([sys.executable, "-c", BATCHES_ALLOCATED, mode], capture_output=True, text=True, check=True,
+                                       env=env).stdout) for mode in ("mapped", "kept")}
+    assert faults["kept"] * 3 < faults["mapped"], faults  # kept: the first batch's pages only
+
+
 def test_the_timer_attributes_peak_memory_to_the_stage_that_reached_it():
     timer = Timer(sample_seconds=0.01)
     with timer("small"):

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
-from ..monitor import large_blocks_returned, trim_heap
+from ..monitor import blocks_kept, large_blocks_returned, trim_heap
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import ADAM, ROW_ADAGRAD, SPARSE_ADAM, BaseModelPlan
 from .pools import Pools
@@ -185,16 +185,17 @@ def _top_unseen(model, train_dataset, seen: np.ndarray, size: int, device, new_s
     ranked = np.zeros((len(users_with_pool), size), dtype=np.int32)
     batch_users = batch_users or max(1, SCORES_AT_ONCE // n_items)
     ranking = new_stage("Ranking candidates", len(users_with_pool))
-    for start in range(0, len(users_with_pool), batch_users):
-        users = users_with_pool[start : start + batch_users]
-        scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
-        scores = scores.view(len(users), n_items).float()
-        counts = seen_count[users]
-        rows = np.repeat(np.arange(len(users)), counts)
-        at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first_seen[users], counts)
-        columns = seen[at] - np.repeat(users.astype(np.int64) * n_items, counts)
-        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(columns, device=scores.device)] = -torch.inf
-        scores[:, 0] = -torch.inf  # RecBole's padding item
-        ranked[start : start + len(users)] = torch.topk(scores, size, dim=1).indices.cpu().numpy()
-        ranking.advance(len(users))
+    with blocks_kept(batch_users * n_items * 4):  # a batch's float32 scores, on the same pages every time
+        for start in range(0, len(users_with_pool), batch_users):
+            users = users_with_pool[start : start + batch_users]
+            scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
+            scores = scores.view(len(users), n_items).float()
+            counts = seen_count[users]
+            rows = np.repeat(np.arange(len(users)), counts)
+            at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first_seen[users], counts)
+            columns = seen[at] - np.repeat(users.astype(np.int64) * n_items, counts)
+            scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(columns, device=scores.device)] = -torch.inf
+            scores[:, 0] = -torch.inf  # RecBole's padding item
+            ranked[start : start + len(users)] = torch.topk(scores, size, dim=1).indices.cpu().numpy()
+            ranking.advance(len(users))
     return Pools(train_dataset.id2token(uid_field, users_with_pool), train_dataset.field2id_token[iid_field], ranked)

@@ -61,8 +61,7 @@ GLIBC_LARGEST_THRESHOLD = 32 << 20  # the most glibc raises the threshold to on 
 GLIBC_TRIM_DEFAULT = 128 << 10
 
 
-@contextlib.contextmanager
-def large_blocks_returned() -> Iterator[None]:
+def large_blocks_returned() -> contextlib.AbstractContextManager[None]:
     """Within it, blocks of ``LARGE_BLOCK`` or more are mapped apart and go back to the system
     when freed (glibc's ``M_MMAP_THRESHOLD``; elsewhere, or where the user set
     ``MALLOC_MMAP_THRESHOLD_``, nothing changes; nor the trim threshold where they set ``MALLOC_TRIM_THRESHOLD_``).
@@ -76,13 +75,32 @@ def large_blocks_returned() -> Iterator[None]:
     that as the heap's trim threshold (glibc raises both together, and stops raising either once
     one is set: left at its 128 KB default, the heap's top was given back and faulted in again
     with every batch of the base model, half its time in the kernel at 10^6 users)."""
+    return _thresholds(LARGE_BLOCK, GLIBC_TRIM_DEFAULT)
+
+
+def blocks_kept(size: int) -> contextlib.AbstractContextManager[None]:
+    """Within it, blocks of up to ``size`` bytes come from the heap, and a freed one stays there
+    for the next (glibc's mapping threshold at twice ``size``, its trim threshold at four times;
+    left as they are where the user set them, as above).
+
+    A block above 32 MB, the largest mapping threshold glibc reaches on its own, is mapped apart
+    every time, and the kernel faults in and zeroes its pages again: the base model's ranking,
+    64 MB of scores a batch, spent ~37% of its CPU time in the kernel at 10^6 users. Within it
+    the same pages serve every batch, and the heap keeps what was freed (up to four blocks' worth)
+    until the next ``trim_heap``."""
+    return _thresholds(max(2 * size, GLIBC_LARGEST_THRESHOLD), max(4 * size, 2 * GLIBC_LARGEST_THRESHOLD))
+
+
+@contextlib.contextmanager
+def _thresholds(mmap_threshold: int, trim_threshold: int) -> Iterator[None]:
+    """glibc's mapping and trim thresholds set within it; after it, the ones a long run reaches on its own."""
     if _MALLOPT is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         yield
         return
     trim = "MALLOC_TRIM_THRESHOLD_" not in os.environ
-    _MALLOPT(M_MMAP_THRESHOLD, LARGE_BLOCK)
+    _MALLOPT(M_MMAP_THRESHOLD, mmap_threshold)
     if trim:
-        _MALLOPT(M_TRIM_THRESHOLD, GLIBC_TRIM_DEFAULT)
+        _MALLOPT(M_TRIM_THRESHOLD, trim_threshold)
     try:
         yield
     finally:
