@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import pandas as pd
-
 from . import __version__
 from .atomic import write_text_atomically
 from .candidates import ADAM, BaseModelPlan, plan_base_model
 from .candidates.pools import Pools
 from .config import Settings
 from .dataset import SourceDataset, load_source
+from .distinct import digest_rows
 from .driver import estimate, run_task
 from .embedding import CachedEncoder, get_encoder
 from .input.usable import check_rankable, usable_interactions
@@ -169,7 +168,7 @@ def _candidates(run: RunDir, source: SourceDataset, split: Split, settings: Sett
     identity += [] if plan.optimizer == ADAM else [plan.optimizer]  # a plan trained as RecBole trains keeps its caches' names
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for field in (source.uid_field, source.iid_field):  # all the base model sees: no validation or test interaction
-        fingerprint.update(pd.util.hash_pandas_object(split.train[field], index=False).values.tobytes())
+        digest_rows(fingerprint, split.train[field])
     cache = run.state / f"candidates-{fingerprint.hexdigest()[:16]}.json"
     if cache.is_file():
         with cache.open(encoding="utf-8") as cached:

@@ -923,6 +923,39 @@ def test_a_file_read_a_block_at_a_time_is_read_as_a_whole(tmp_path, monkeypatch,
         reader.read_atomic(path)
 
 
+def test_rows_are_digested_as_pandas_hashes_them_a_slice_at_a_time():
+    """The base model's cache is named by a digest of the training split's ids: the same bytes as
+    hashing the whole column with pandas (earlier runs' caches stay valid), in the memory of a slice."""
+    import hashlib
+    import tracemalloc
+
+    from llmaug.distinct import digest_rows
+
+    def digest(column: pd.Series, rows_at_once: int | None = None) -> str:
+        fingerprint = hashlib.sha256(b"plan")
+        if rows_at_once is None:  # what the pipeline did before
+            fingerprint.update(pd.util.hash_pandas_object(column, index=False).values.tobytes())
+        else:
+            digest_rows(fingerprint, column, rows_at_once)
+        return fingerprint.hexdigest()
+
+    rng = np.random.default_rng(2)
+    tokens = np.array([f"u{k}" for k in range(500)], dtype=object).take(rng.integers(0, 500, 3_000))
+    columns = [pd.Series(pd.Categorical(tokens)), pd.Series(tokens), pd.Series(rng.integers(0, 99, 3_000)),
+               pd.Series(pd.Categorical(np.where(rng.random(3_000) < 0.1, None, tokens))),
+               pd.Series(pd.Categorical([None, None], categories=[])), pd.Series(pd.Categorical([]))]
+    for column in columns:
+        assert {digest(column, rows) for rows in (7, 1000, 1 << 20)} == {digest(column)}, column.dtype
+    ids = pd.Series(pd.Categorical(np.array([f"u{k}" for k in range(50_000)], dtype=object).take(rng.integers(0, 50_000, 1_000_000))))
+    peaks = {}
+    for rows_at_once in (1 << 16, None):
+        tracemalloc.start()
+        digest(ids, rows_at_once)
+        peaks[rows_at_once] = tracemalloc.get_traced_memory()[1] / len(ids)
+        tracemalloc.stop()
+    assert peaks[1 << 16] < 4 < 16 < peaks[None], peaks  # the categories' hashes (20 rows a category) and a slice's; pandas': 8 a row, and a copy
+
+
 def test_distinct_ids_and_codes_are_pandas_own_in_memory_that_grows_with_the_ids(monkeypatch):
     """Same values and order as pd.unique and pd.factorize, for objects and for categoricals (a
     part's ids, a missing one too); held beside the rows: a few bytes a row, where pandas' tables
