@@ -87,7 +87,7 @@ def blocks_kept(size: int) -> contextlib.AbstractContextManager[None]:
     every time, and the kernel faults in and zeroes its pages again: the base model's ranking,
     64 MB of scores a batch, spent ~37% of its CPU time in the kernel at 10^6 users. Within it
     the same pages serve every batch, and the heap keeps what was freed (up to four blocks' worth)
-    until the next ``trim_heap``."""
+    until it is next trimmed (``rank_candidates`` trims it as it ends)."""
     return _thresholds(max(2 * size, GLIBC_LARGEST_THRESHOLD), max(4 * size, 2 * GLIBC_LARGEST_THRESHOLD))
 
 
