@@ -1,21 +1,20 @@
 """The base model's exact top-k ranking (``candidates.ranking._top_unseen``) with several sizes of
-score batch, each with its batches kept on the heap (``monitor.blocks_kept``, as a run ranks) and
-mapped afresh (as it ranked before), side by side in one run: wall time, user and kernel CPU time,
-and whether every variant gives the same pools.
+score batch, side by side in one run, with glibc's thresholds where a run's ranking finds them:
+wall time, user and kernel CPU time, how far resident memory rose above where it started, and
+whether every variant gives the same pools.
 
 A score batch is ``SCORES_AT_ONCE`` float32 scores (users x items). At 2^24 (64 MB) a batch is
-above glibc's largest mapping threshold (32 MB): unless kept, it is mapped fresh and its pages
-faulted in and zeroed by the kernel every time (a 1M-user run spent ~37% of the ranking's CPU time
-in the kernel). The model is BPR's scoring (a user's embedding against every item's) over random
+above glibc's largest mapping threshold (32 MB): it is mapped fresh and its pages faulted in and
+zeroed by the kernel every time (a 1M-user run spent ~37% of the ranking's CPU time in the
+kernel). Below it, batches come from the heap and reuse its pages. The model is BPR's scoring (a user's embedding against every item's) over random
 embeddings, and each user has ~30 random training items, as in the synthetic scale datasets.
 
-    python benchmarks/bench_ranking.py [--users 100000] [--items 100000] [--exponents 24,22] [--json FILE]
+    python benchmarks/bench_ranking.py [--users 100000] [--items 100000] [--exponents 24,23,22,21] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -60,15 +59,25 @@ def seen_pairs(users: int, items: int, per_user: int, seed: int = 0) -> np.ndarr
     return np.unique(pairs)
 
 
+def _status_mb(field: str) -> int:
+    return next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith(field))
+
+
+def _restart_peak() -> None:
+    """The peak resident memory (``VmHWM``) restarts from the present (Linux's ``clear_refs``)."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
 def main() -> None:
     from llmaug.candidates import ranking
-    from llmaug.monitor import blocks_kept, large_blocks_returned, trim_heap
+    from llmaug.monitor import large_blocks_returned, trim_heap
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--dimension", type=int, default=64)
-    parser.add_argument("--exponents", default="24,22", help="score batch sizes as powers of two")
+    parser.add_argument("--exponents", default="24,23,22,21", help="score batch sizes as powers of two")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model, dataset = _ScoringModel(args.users, args.items, args.dimension), _TrainingSplit(args.users, args.items)
@@ -77,24 +86,24 @@ def main() -> None:
         pass
     results, first = [], None
     for exponent in (int(e) for e in args.exponents.split(",")):
-        for batches, kept in (("kept", blocks_kept), ("mapped", lambda size: contextlib.nullcontext())):
-            ranking.SCORES_AT_ONCE, ranking.blocks_kept = 1 << exponent, kept
-            trim_heap()
-            before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-            pools = ranking._top_unseen(model, dataset, seen, 10, "cpu", lambda description, total: ranking._Silent())
-            wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
-            first = pools._ranked if first is None else first
-            results.append({"scores_at_once": f"2^{exponent}", "batches": batches, "wall_s": round(wall, 2),
-                            "user_s": round(after.ru_utime - before.ru_utime, 2), "kernel_s": round(after.ru_stime - before.ru_stime, 2),
-                            "same_pools": bool(np.array_equal(pools._ranked, first))})
-            print(results[-1], flush=True)
-    ranking.blocks_kept = blocks_kept
+        ranking.SCORES_AT_ONCE = 1 << exponent
+        trim_heap()
+        _restart_peak()
+        resident, before, started = _status_mb("VmRSS"), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        pools = ranking._top_unseen(model, dataset, seen, 10, "cpu", lambda description, total: ranking._Silent())
+        wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
+        first = pools._ranked if first is None else first
+        results.append({"scores_at_once": f"2^{exponent}", "wall_s": round(wall, 2), "user_s": round(after.ru_utime - before.ru_utime, 2),
+                        "kernel_s": round(after.ru_stime - before.ru_stime, 2), "peak_rise_mb": _status_mb("VmHWM") - resident,
+                        "same_pools": bool(np.array_equal(pools._ranked, first))})
+        print(results[-1], flush=True)
+        del pools
     base = results[0]["wall_s"]
     print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.users:,} users x {args.items:,} items")
-    print(f"{'scores at once':>15}{'batches':>9}{'wall s':>9}{'user s':>9}{'kernel s':>10}{'speed':>8}  same pools")
+    print(f"{'scores at once':>15}{'wall s':>9}{'user s':>9}{'kernel s':>10}{'peak rise MB':>14}{'speed':>8}  same pools")
     for r in results:
-        print(f"{r['scores_at_once']:>15}{r['batches']:>9}{r['wall_s']:>9}{r['user_s']:>9}{r['kernel_s']:>10}{base / r['wall_s']:>7.2f}x  {r['same_pools']}")
+        print(f"{r['scores_at_once']:>15}{r['wall_s']:>9}{r['user_s']:>9}{r['kernel_s']:>10}{r['peak_rise_mb']:>14}{base / r['wall_s']:>7.2f}x  {r['same_pools']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"users": args.users, "items": args.items, "results": results}, indent=2) + "\n")

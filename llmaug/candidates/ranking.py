@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
-from ..monitor import blocks_kept, large_blocks_returned, trim_heap
+from ..monitor import large_blocks_returned, trim_heap
 from ..recbole_compat import quiet_recbole, recbole_config
 from .policy import ADAM, ROW_ADAGRAD, SPARSE_ADAM, BaseModelPlan
 from .pools import Pools
@@ -163,9 +163,13 @@ def _fit(model: torch.nn.Module, train_data, epochs: int, optimizers: list[torch
         optimizer.zero_grad()
 
 
-# Scores ranked at once: a batch's float32 scores are ~64 MB whatever the catalogue (512 users
-# at a time were 205 MB over 10^5 items, a spike above everything training held).
-SCORES_AT_ONCE = 1 << 24
+# Scores ranked at once: a batch's float32 scores are ~16 MB whatever the catalogue (512 users
+# at a time were 205 MB over 10^5 items, a spike above everything training held). Below glibc's
+# 32 MB mapping threshold a batch comes from the heap and the next one reuses its pages: at 64 MB
+# each was mapped apart and faulted in and zeroed again (~37% of the ranking's CPU time in the
+# kernel at 10^6 users), and keeping 64 MB blocks on the heap instead fragmented it, +130 MB
+# resident at 10^6 users. 16 MB batches ranked fastest of 2 to 64 MB (benchmarks/bench_ranking.py).
+SCORES_AT_ONCE = 1 << 22
 
 
 @torch.no_grad()
@@ -185,17 +189,17 @@ def _top_unseen(model, train_dataset, seen: np.ndarray, size: int, device, new_s
     ranked = np.zeros((len(users_with_pool), size), dtype=np.int32)
     batch_users = batch_users or max(1, SCORES_AT_ONCE // n_items)
     ranking = new_stage("Ranking candidates", len(users_with_pool))
-    with blocks_kept(batch_users * n_items * 4):  # a batch's float32 scores, on the same pages every time
-        for start in range(0, len(users_with_pool), batch_users):
-            users = users_with_pool[start : start + batch_users]
-            scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
-            scores = scores.view(len(users), n_items).float()
-            counts = seen_count[users]
-            rows = np.repeat(np.arange(len(users)), counts)
-            at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first_seen[users], counts)
-            columns = seen[at] - np.repeat(users.astype(np.int64) * n_items, counts)
-            scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(columns, device=scores.device)] = -torch.inf
-            scores[:, 0] = -torch.inf  # RecBole's padding item
-            ranked[start : start + len(users)] = torch.topk(scores, size, dim=1).indices.cpu().numpy()
-            ranking.advance(len(users))
+    for start in range(0, len(users_with_pool), batch_users):
+        users = users_with_pool[start : start + batch_users]
+        scores = model.full_sort_predict(Interaction({uid_field: torch.as_tensor(users)}).to(device))
+        scores = scores.view(len(users), n_items).float()
+        counts = seen_count[users]
+        rows = np.repeat(np.arange(len(users)), counts)
+        at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first_seen[users], counts)
+        columns = seen[at] - np.repeat(users.astype(np.int64) * n_items, counts)
+        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(columns, device=scores.device)] = -torch.inf
+        scores[:, 0] = -torch.inf  # RecBole's padding item
+        ranked[start : start + len(users)] = torch.topk(scores, size, dim=1).indices.cpu().numpy()
+        del scores  # else the next batch's scores are computed beside this one's: two batches held
+        ranking.advance(len(users))
     return Pools(train_dataset.id2token(uid_field, users_with_pool), train_dataset.field2id_token[iid_field], ranked)

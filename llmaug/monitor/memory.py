@@ -78,19 +78,6 @@ def large_blocks_returned() -> contextlib.AbstractContextManager[None]:
     return _thresholds(LARGE_BLOCK, GLIBC_TRIM_DEFAULT)
 
 
-def blocks_kept(size: int) -> contextlib.AbstractContextManager[None]:
-    """Within it, blocks of up to ``size`` bytes come from the heap, and a freed one stays there
-    for the next (glibc's mapping threshold at twice ``size``, its trim threshold at four times;
-    left as they are where the user set them, as above).
-
-    A block above 32 MB, the largest mapping threshold glibc reaches on its own, is mapped apart
-    every time, and the kernel faults in and zeroes its pages again: the base model's ranking,
-    64 MB of scores a batch, spent ~37% of its CPU time in the kernel at 10^6 users. Within it
-    the same pages serve every batch, and the heap keeps what was freed (up to four blocks' worth)
-    until it is next trimmed (``rank_candidates`` trims it as it ends)."""
-    return _thresholds(max(2 * size, GLIBC_LARGEST_THRESHOLD), max(4 * size, 2 * GLIBC_LARGEST_THRESHOLD))
-
-
 @contextlib.contextmanager
 def _thresholds(mmap_threshold: int, trim_threshold: int) -> Iterator[None]:
     """glibc's mapping and trim thresholds set within it; after it, the ones a long run reaches on its own."""
