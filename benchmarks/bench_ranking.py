@@ -6,8 +6,9 @@ whether every variant gives the same pools.
 A score batch is ``SCORES_AT_ONCE`` float32 scores (users x items). At 2^24 (64 MB) a batch is
 above glibc's largest mapping threshold (32 MB): it is mapped fresh and its pages faulted in and
 zeroed by the kernel every time (a 1M-user run spent ~37% of the ranking's CPU time in the
-kernel). Below it, batches come from the heap and reuse its pages. The model is BPR's scoring (a user's embedding against every item's) over random
-embeddings, and each user has ~30 random training items, as in the synthetic scale datasets.
+kernel). Below it, batches come from the heap and reuse its pages. The model is BPR's scoring (a
+user's embedding against every item's) over random embeddings, and each user has ~30 random
+training items, as in the synthetic scale datasets.
 
     python benchmarks/bench_ranking.py [--users 100000] [--items 100000] [--exponents 24,23,22,21] [--json FILE]
 """

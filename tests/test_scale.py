@@ -173,18 +173,15 @@ def test_large_blocks_go_back_to_the_system_when_freed():
 
 RANKING_MEASURED = """
 import resource
-import sys
 import numpy as np
 import torch
-from recbole.data.interaction import Interaction  # imported by the ranking: its pages are not the batches'
+from recbole.data.interaction import Interaction  # noqa: F401  (imported by the ranking: its pages are not the batches')
 from llmaug.candidates import ranking
 from llmaug.monitor import large_blocks_returned
 
 torch.set_num_threads(1)
 with large_blocks_returned():  # leaves glibc's thresholds where a run's ranking finds them
     pass
-if len(sys.argv) > 1:
-    ranking.SCORES_AT_ONCE = 1 << int(sys.argv[1])
 
 class Scores(torch.nn.Module):  # BPR's full_sort_predict over random embeddings
     def __init__(self, users, items):
@@ -227,8 +224,8 @@ print(faults, grown, batch_users * 100_000 * 4, -(-8000 // batch_users))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator and /proc")
 def test_the_ranking_reuses_its_score_batches_pages():
     """Batches above glibc's 32 MB mapping threshold were mapped apart, every one's pages faulted
-    in and zeroed again (the last 64 MB ones: 12 batches, 197,000 faults); kept on the heap, they
-    fragmented it (+280 MB by 2,400 batches)."""
+    in and zeroed again (64 MB ones here: 48 batches, 783,000 faults); kept on the heap, they
+    fragmented it (+280 MB by 600 batches)."""
     import os
     import subprocess
 
