@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 
-class _ScoringModel(torch.nn.Module):
+class ScoringModel(torch.nn.Module):
     """What ``_top_unseen`` asks of a RecBole model: BPR's ``full_sort_predict``."""
 
     def __init__(self, users: int, items: int, dimension: int) -> None:
@@ -40,7 +40,7 @@ class _ScoringModel(torch.nn.Module):
         return torch.matmul(self.users[interaction["user_id"]], self.items.transpose(0, 1)).view(-1)
 
 
-class _TrainingSplit:
+class ScoredDataset:
     """What ``_top_unseen`` asks of RecBole's dataset: the id fields, their sizes and tokens."""
 
     uid_field, iid_field = "user_id", "item_id"
@@ -60,11 +60,12 @@ def seen_pairs(users: int, items: int, per_user: int, seed: int = 0) -> np.ndarr
     return np.unique(pairs)
 
 
-def _status_mb(field: str) -> int:
-    return next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith(field))
+def status_bytes(field: str) -> int:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in bytes."""
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field))
 
 
-def _restart_peak() -> None:
+def restart_peak() -> None:
     """The peak resident memory (``VmHWM``) restarts from the present (Linux's ``clear_refs``)."""
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--exponents", default="24,23,22,21", help="score batch sizes as powers of two")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    model, dataset = _ScoringModel(args.users, args.items, args.dimension), _TrainingSplit(args.users, args.items)
+    model, dataset = ScoringModel(args.users, args.items, args.dimension), ScoredDataset(args.users, args.items)
     seen = seen_pairs(args.users, args.items, 30)
     with large_blocks_returned():  # leaves glibc's thresholds where a run's ranking finds them
         pass
@@ -89,13 +90,13 @@ def main() -> None:
     for exponent in (int(e) for e in args.exponents.split(",")):
         ranking.SCORES_AT_ONCE = 1 << exponent
         trim_heap()
-        _restart_peak()
-        resident, before, started = _status_mb("VmRSS"), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        restart_peak()
+        resident, before, started = status_bytes("VmRSS"), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         pools = ranking._top_unseen(model, dataset, seen, 10, "cpu", lambda description, total: ranking._Silent())
         wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
         first = pools._ranked if first is None else first
         results.append({"scores_at_once": f"2^{exponent}", "wall_s": round(wall, 2), "user_s": round(after.ru_utime - before.ru_utime, 2),
-                        "kernel_s": round(after.ru_stime - before.ru_stime, 2), "peak_rise_mb": _status_mb("VmHWM") - resident,
+                        "kernel_s": round(after.ru_stime - before.ru_stime, 2), "peak_rise_mb": (status_bytes("VmHWM") - resident) >> 20,
                         "same_pools": bool(np.array_equal(pools._ranked, first))})
         print(results[-1], flush=True)
         del pools

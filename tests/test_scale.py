@@ -24,7 +24,8 @@ from llmaug.input import reader
 from llmaug.journal import AnswerEntry, Journal, index_answers
 from llmaug.monitor import Timer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
 from synthetic import write_synthetic  # noqa: E402
 
 
@@ -173,46 +174,24 @@ def test_large_blocks_go_back_to_the_system_when_freed():
 
 RANKING_MEASURED = """
 import resource
-import numpy as np
+import sys
 import torch
 from recbole.data.interaction import Interaction  # noqa: F401  (imported by the ranking: its pages are not the batches')
 from llmaug.candidates import ranking
 from llmaug.monitor import large_blocks_returned
+sys.path.insert(0, sys.argv[1])
+from bench_ranking import ScoredDataset, ScoringModel, restart_peak, seen_pairs, status_bytes
 
 torch.set_num_threads(1)
 with large_blocks_returned():  # leaves glibc's thresholds where a run's ranking finds them
     pass
 
-class Scores(torch.nn.Module):  # BPR's full_sort_predict over random embeddings
-    def __init__(self, users, items):
-        super().__init__()
-        self.users, self.items = torch.randn(users, 8), torch.randn(items, 8)
-
-    def full_sort_predict(self, interaction):
-        return torch.matmul(self.users[interaction["user_id"]], self.items.T).view(-1)
-
-class Dataset:
-    uid_field, iid_field = "user_id", "item_id"
-
-    def __init__(self, users, items):
-        self.user_num, self.item_num = users, items
-        self.field2id_token = {"user_id": np.arange(users).astype(str), "item_id": np.arange(items).astype(str)}
-
-    def id2token(self, field, ids):
-        return self.field2id_token[field][ids]
-
 def rank(users, items):
-    seen = np.unique(np.repeat(np.arange(1, users, dtype=np.int64), 30) * items
-                     + np.random.default_rng(0).integers(1, items, (users - 1) * 30))
-    model, dataset = Scores(users, items), Dataset(users, items)
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")  # the peak resident memory restarts from here
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, status("VmRSS")
+    model, dataset, seen = ScoringModel(users, items, 8), ScoredDataset(users, items), seen_pairs(users, items, 30)
+    restart_peak()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, status_bytes("VmRSS")
     ranking._top_unseen(model, dataset, seen, 10, "cpu", lambda description, total: ranking._Silent())
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before[0], status("VmHWM") - before[1]
-
-def status(field):
-    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before[0], status_bytes("VmHWM") - before[1]
 
 rank(200, 500)  # torch's and numpy's code paths, faulted in once
 faults, grown = rank(8000, 100_000)
@@ -230,8 +209,8 @@ def test_the_ranking_reuses_its_score_batches_pages():
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    faults, grown, batch, batches = map(int, subprocess.run([sys.executable, "-c", RANKING_MEASURED], capture_output=True,
-                                                            text=True, check=True, env=env).stdout.split())
+    faults, grown, batch, batches = map(int, subprocess.run([sys.executable, "-c", RANKING_MEASURED, str(BENCHMARKS)],
+                                                            capture_output=True, text=True, check=True, env=env).stdout.split())
     assert faults * 4096 < batches * batch / 4, (faults, batches, batch)  # 196 batches of 16 MB: ~70 MB faulted in
     assert grown < 10 * batch, (grown, batch)
 
